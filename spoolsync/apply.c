@@ -1,0 +1,657 @@
+/*
+ * apply.c: changes to the replica, crash-safe and confined to the root.  A
+ * file is built in a temp file beside its target and renamed over it only
+ * when complete and durable, so a reader never sees a torn file.
+ */
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spoolsync.h"
+
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2	452	/* the same number on every architecture */
+#endif
+
+#define APPLY_TMP_TRIES		100
+#define APPLY_NEW_DIR_MODE	0700	/* until the directory's own mode arrives */
+#define APPLY_COPY_BUF		(256 * 1024)
+#define APPLY_MAX_DEPTH		(PATH_REL_MAX / 2 + 1)
+
+static enum apply_step	apply_fail_step;
+static int		apply_fail_errno;
+
+void
+apply_fail_at(enum apply_step step, int errnum)
+{
+	apply_fail_step = step;
+	apply_fail_errno = errnum;
+}
+
+/* A fault a test asked for at STEP: errno is set as the real call would. */
+static int
+apply_injected(enum apply_step step)
+{
+	if (apply_fail_step != step || step == APPLY_STEP_NONE)
+		return 0;
+	apply_fail_step = APPLY_STEP_NONE;
+	errno = apply_fail_errno;
+	return 1;
+}
+
+static int
+apply_err(char *err, size_t errlen, const char *path, const char *doing, int e)
+{
+	if (e == ENOSPC || e == EDQUOT)
+		snprintf(err, errlen, "%s: %s: %s (the replica's file system is "
+		    "full; free space and it converges)", path, doing, strerror(e));
+	else
+		snprintf(err, errlen, "%s: %s: %s", path, doing, strerror(e));
+	errno = e;
+	return -1;
+}
+
+static void
+apply_tmp_name(char *out, size_t len)
+{
+	static const char	 set[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	static unsigned		 counter;
+	unsigned char		 r[8];
+	char			 s[sizeof(r) + 1];
+	struct timespec		 ts;
+
+	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		for (size_t i = 0; i < sizeof(r); i++)
+			r[i] = (unsigned char)((unsigned long)ts.tv_nsec >> i ^
+			    (unsigned long)getpid() >> i ^ counter++ * 131u);
+	}
+	for (size_t i = 0; i < sizeof(r); i++)
+		s[i] = set[r[i] % (sizeof(set) - 1)];
+	s[sizeof(r)] = '\0';
+	snprintf(out, len, "%s%s", SPOOLSYNC_TMP_PREFIX, s);
+}
+
+/* Owner first: chown clears set-id bits, so the mode comes after it. */
+static int
+apply_fd_meta(int fd, const struct apply_meta *m, const char *path, char *err,
+    size_t errlen)
+{
+	struct timespec	ts[2];
+
+	if (m == NULL)
+		return 0;
+	if ((m->set & APPLY_OWNER) && (apply_injected(APPLY_STEP_OWNER) ||
+	    fchown(fd, m->uid, m->gid) == -1))
+		return apply_err(err, errlen, path, "setting the owner", errno);
+	if ((m->set & APPLY_MODE) && (apply_injected(APPLY_STEP_MODE) ||
+	    fchmod(fd, m->mode & 07777) == -1))
+		return apply_err(err, errlen, path, "setting the mode", errno);
+	if (m->set & APPLY_MTIME) {
+		ts[0].tv_sec = 0;
+		ts[0].tv_nsec = UTIME_OMIT;
+		ts[1].tv_sec = (time_t)(m->mtime_ns / 1000000000LL);
+		ts[1].tv_nsec = (long)(m->mtime_ns % 1000000000LL);
+		if (ts[1].tv_nsec < 0) {
+			ts[1].tv_sec--;
+			ts[1].tv_nsec += 1000000000L;
+		}
+		if (apply_injected(APPLY_STEP_MTIME) || futimens(fd, ts) == -1)
+			return apply_err(err, errlen, path, "setting the mtime", errno);
+	}
+	return 0;
+}
+
+static void
+apply_tmp_close(struct apply_tmp *t)
+{
+	if (t->fd != -1)
+		close(t->fd);
+	if (t->dirfd != -1)
+		close(t->dirfd);
+	free(t->path);
+	t->fd = t->dirfd = -1;
+	t->path = NULL;
+	t->leaf = NULL;
+}
+
+void
+apply_tmp_abort(struct apply_tmp *t)
+{
+	if (t->dirfd != -1 && t->name[0] != '\0')
+		unlinkat(t->dirfd, t->name, 0);
+	t->name[0] = '\0';
+	apply_tmp_close(t);
+}
+
+int
+apply_tmp_open(int rootfd, const char *path, int create_dirs, struct apply_tmp *t,
+    char *err, size_t errlen)
+{
+	const char	*leaf;
+	int		 tries;
+
+	memset(t, 0, sizeof(*t));
+	t->fd = t->dirfd = -1;
+	t->dirfd = path_open_parent(rootfd, path, create_dirs, APPLY_NEW_DIR_MODE,
+	    &leaf, err, errlen);
+	if (t->dirfd == -1)
+		return -1;
+	t->path = xstrdup(path);
+	t->leaf = t->path + (leaf - path);
+	for (tries = 0; tries < APPLY_TMP_TRIES; tries++) {
+		apply_tmp_name(t->name, sizeof(t->name));
+		t->fd = openat(t->dirfd, t->name, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (t->fd != -1)
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	apply_err(err, errlen, path, "creating a temp file", errno);
+	t->name[0] = '\0';
+	apply_tmp_close(t);
+	return -1;
+}
+
+int
+apply_tmp_write(struct apply_tmp *t, const void *data, size_t len, char *err,
+    size_t errlen)
+{
+	const char	*p = data;
+	ssize_t		 n;
+
+	while (len > 0) {
+		if ((n = write(t->fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return apply_err(err, errlen, t->path, "writing", errno);
+		}
+		p += n;
+		len -= (size_t)n;
+		t->written += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* The portable way, for when copy_file_range cannot cross these two fds. */
+static int
+apply_copy_rw(struct apply_tmp *t, int srcfd, off_t off, uint64_t left, char *err,
+    size_t errlen)
+{
+	char	*b = xmalloc(APPLY_COPY_BUF);
+	ssize_t	 n;
+	int	 rv = -1;
+
+	while (left > 0) {
+		n = pread(srcfd, b, left < APPLY_COPY_BUF ? left : APPLY_COPY_BUF, off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			apply_err(err, errlen, t->path, "reading the old file", errno);
+			goto fail;
+		}
+		if (n == 0) {
+			snprintf(err, errlen, "%s: the old file is shorter than "
+			    "expected", t->path);
+			goto fail;
+		}
+		if (apply_tmp_write(t, b, (size_t)n, err, errlen) == -1)
+			goto fail;
+		off += n;
+		left -= (uint64_t)n;
+	}
+	rv = 0;
+fail:
+	free(b);
+	return rv;
+}
+
+int
+apply_tmp_copy(struct apply_tmp *t, int srcfd, uint64_t len, char *err,
+    size_t errlen)
+{
+	off_t	off = 0;
+	ssize_t	n;
+
+	while (len > 0) {
+		n = copy_file_range(srcfd, &off, t->fd, NULL,
+		    len < (1u << 30) ? (size_t)len : (1u << 30), 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EXDEV || errno == ENOSYS ||
+		    errno == EINVAL || errno == EOPNOTSUPP))
+			return apply_copy_rw(t, srcfd, off, len, err, errlen);
+		if (n == -1)
+			return apply_err(err, errlen, t->path, "copying the old file",
+			    errno);
+		if (n == 0) {
+			snprintf(err, errlen, "%s: the old file is shorter than "
+			    "expected", t->path);
+			return -1;
+		}
+		len -= (uint64_t)n;
+		t->written += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Without an explicit mode, a replaced file keeps the mode it had. */
+static void
+apply_keep_mode(struct apply_tmp *t, const struct apply_meta *m)
+{
+	struct stat	st;
+
+	if (m != NULL && (m->set & APPLY_MODE))
+		return;
+	if (fstatat(t->dirfd, t->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode))
+		(void)fchmod(t->fd, st.st_mode & 07777);
+}
+
+int
+apply_tmp_commit(struct apply_tmp *t, const struct apply_meta *m, char *err,
+    size_t errlen)
+{
+	int	fd;
+
+	apply_keep_mode(t, m);
+	if (apply_fd_meta(t->fd, m, t->path, err, errlen) == -1)
+		goto fail;
+	if (apply_injected(APPLY_STEP_FSYNC) || fsync(t->fd) == -1) {
+		apply_err(err, errlen, t->path, "fsync", errno);
+		goto fail;
+	}
+	fd = t->fd;
+	t->fd = -1;
+	if (close(fd) == -1) {
+		apply_err(err, errlen, t->path, "closing", errno);
+		goto fail;
+	}
+	if (apply_injected(APPLY_STEP_RENAME) ||
+	    renameat(t->dirfd, t->name, t->dirfd, t->leaf) == -1) {
+		apply_err(err, errlen, t->path, "renaming into place", errno);
+		goto fail;
+	}
+	t->name[0] = '\0';
+	if (fsync(t->dirfd) == -1) {
+		apply_err(err, errlen, t->path, "fsync of its directory", errno);
+		apply_tmp_close(t);
+		return -1;
+	}
+	apply_tmp_close(t);
+	return 0;
+fail:
+	apply_tmp_abort(t);
+	return -1;
+}
+
+int
+apply_file(int rootfd, const char *path, const void *data, size_t len,
+    const struct apply_meta *m, char *err, size_t errlen)
+{
+	struct apply_tmp	t;
+
+	if (apply_tmp_open(rootfd, path, 1, &t, err, errlen) == -1)
+		return -1;
+	if (apply_tmp_write(&t, data, len, err, errlen) == -1) {
+		apply_tmp_abort(&t);
+		return -1;
+	}
+	return apply_tmp_commit(&t, m, err, errlen);
+}
+
+int
+apply_open_basis(int rootfd, const char *path, char *err, size_t errlen)
+{
+	struct stat	st;
+	int		fd;
+
+	if ((fd = path_open(rootfd, path, O_RDONLY | O_NONBLOCK, 0, err,
+	    errlen)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
+int
+apply_mkdir(int rootfd, const char *path, const struct apply_meta *m, char *err,
+    size_t errlen)
+{
+	struct apply_meta	 dm = { APPLY_MODE, 0755, 0, 0, 0 };
+	const char		*leaf;
+	int			 dfd, fd = -1, rv = -1;
+
+	if (m != NULL)
+		dm = *m;
+	if (!(dm.set & APPLY_MODE)) {
+		dm.set |= APPLY_MODE;
+		dm.mode = 0755;
+	}
+	if ((dfd = path_open_parent(rootfd, path, 1, APPLY_NEW_DIR_MODE, &leaf,
+	    err, errlen)) == -1)
+		return -1;
+	if (mkdirat(dfd, leaf, APPLY_NEW_DIR_MODE) == -1 && errno != EEXIST) {
+		apply_err(err, errlen, path, "mkdir", errno);
+		goto fail;
+	}
+	fd = openat(dfd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1) {
+		apply_err(err, errlen, path, errno == ENOTDIR || errno == ELOOP ?
+		    "exists and is not a directory" : "opening", errno);
+		goto fail;
+	}
+	if (apply_fd_meta(fd, &dm, path, err, errlen) == -1)
+		goto fail;
+	if (fsync(fd) == -1 || fsync(dfd) == -1) {
+		apply_err(err, errlen, path, "fsync", errno);
+		goto fail;
+	}
+	rv = 0;
+fail:
+	if (fd != -1)
+		close(fd);
+	close(dfd);
+	return rv;
+}
+
+static int
+apply_link_meta(int dfd, const char *name, const struct apply_meta *m,
+    const char *path, char *err, size_t errlen)
+{
+	struct timespec	ts[2];
+
+	if (m == NULL)
+		return 0;
+	if ((m->set & APPLY_OWNER) &&
+	    fchownat(dfd, name, m->uid, m->gid, AT_SYMLINK_NOFOLLOW) == -1)
+		return apply_err(err, errlen, path, "setting the owner", errno);
+	if (m->set & APPLY_MTIME) {
+		ts[0].tv_sec = 0;
+		ts[0].tv_nsec = UTIME_OMIT;
+		ts[1].tv_sec = (time_t)(m->mtime_ns / 1000000000LL);
+		ts[1].tv_nsec = (long)(m->mtime_ns % 1000000000LL);
+		if (ts[1].tv_nsec < 0) {
+			ts[1].tv_sec--;
+			ts[1].tv_nsec += 1000000000L;
+		}
+		if (utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) == -1)
+			return apply_err(err, errlen, path, "setting the mtime",
+			    errno);
+	}
+	return 0;
+}
+
+int
+apply_symlink(int rootfd, const char *path, const char *target,
+    const struct apply_meta *m, char *err, size_t errlen)
+{
+	char		 name[32];
+	const char	*leaf;
+	size_t		 tlen = strnlen(target, PATH_MAX);
+	int		 dfd, tries, rv = -1;
+
+	if (tlen == 0 || tlen >= PATH_MAX) {
+		snprintf(err, errlen, "%s: symlink target empty or too long", path);
+		errno = EINVAL;
+		return -1;
+	}
+	if ((dfd = path_open_parent(rootfd, path, 1, APPLY_NEW_DIR_MODE, &leaf,
+	    err, errlen)) == -1)
+		return -1;
+	for (tries = 0; tries < APPLY_TMP_TRIES; tries++) {
+		apply_tmp_name(name, sizeof(name));
+		if (symlinkat(target, dfd, name) == 0)
+			break;
+		if (errno != EEXIST || tries + 1 == APPLY_TMP_TRIES) {
+			apply_err(err, errlen, path, "creating the symlink", errno);
+			close(dfd);
+			return -1;
+		}
+	}
+	if (apply_link_meta(dfd, name, m, path, err, errlen) == -1)
+		goto fail;
+	if (renameat(dfd, name, dfd, leaf) == -1) {
+		apply_err(err, errlen, path, "renaming into place", errno);
+		goto fail;
+	}
+	if (fsync(dfd) == -1)
+		apply_err(err, errlen, path, "fsync of its directory", errno);
+	else
+		rv = 0;
+	close(dfd);
+	return rv;
+fail:
+	unlinkat(dfd, name, 0);
+	close(dfd);
+	return -1;
+}
+
+static int	apply_rm_tree(int fd, const char *path, int depth, char *err,
+		    size_t errlen);
+
+/* Removes NAME in DFD whatever it is; a directory and all it holds. */
+static int
+apply_rm_entry(int dfd, const char *name, const char *path, int depth, char *err,
+    size_t errlen)
+{
+	int	sub;
+
+	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR)
+		return apply_err(err, errlen, path, "unlink", errno);
+	sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sub == -1)
+		return apply_err(err, errlen, path, "opening", errno);
+	if (apply_rm_tree(sub, path, depth + 1, err, errlen) == -1)
+		return -1;
+	if (unlinkat(dfd, name, AT_REMOVEDIR) == -1 && errno != ENOENT)
+		return apply_err(err, errlen, path, "rmdir", errno);
+	return 0;
+}
+
+/* Takes FD.  Names are read first: deleting while reading may skip some. */
+static int
+apply_rm_tree(int fd, const char *path, int depth, char *err, size_t errlen)
+{
+	DIR		 *d;
+	struct dirent	 *de;
+	char		**names = NULL;
+	size_t		  n = 0, cap = 0, i;
+	int		  rv = 0;
+
+	if (depth > APPLY_MAX_DEPTH) {
+		close(fd);
+		snprintf(err, errlen, "%s: too deep to delete", path);
+		return -1;
+	}
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return apply_err(err, errlen, path, "reading", errno);
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			names = xreallocarray(names, cap, sizeof(*names));
+		}
+		names[n++] = xstrdup(de->d_name);
+	}
+	for (i = 0; i < n; i++) {
+		if (rv == 0)
+			rv = apply_rm_entry(dirfd(d), names[i], path, depth, err,
+			    errlen);
+		free(names[i]);
+	}
+	free(names);
+	closedir(d);
+	return rv;
+}
+
+int
+apply_delete(int rootfd, const char *path, int recursive, char *err,
+    size_t errlen)
+{
+	const char	*leaf;
+	int		 dfd, rv = -1, sub;
+
+	if ((dfd = path_open_parent(rootfd, path, 0, 0, &leaf, err, errlen)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	if (unlinkat(dfd, leaf, 0) == -1) {
+		if (errno == ENOENT)
+			goto done;
+		if (errno != EISDIR) {
+			apply_err(err, errlen, path, "unlink", errno);
+			goto fail;
+		}
+		if (recursive) {
+			sub = openat(dfd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			    O_CLOEXEC);
+			if (sub == -1) {
+				apply_err(err, errlen, path, "opening", errno);
+				goto fail;
+			}
+			if (apply_rm_tree(sub, path, 0, err, errlen) == -1)
+				goto fail;
+		}
+		if (unlinkat(dfd, leaf, AT_REMOVEDIR) == -1 && errno != ENOENT) {
+			apply_err(err, errlen, path, "rmdir", errno);
+			goto fail;
+		}
+	}
+done:
+	if (fsync(dfd) == -1) {
+		apply_err(err, errlen, path, "fsync of its directory", errno);
+		goto fail;
+	}
+	rv = 0;
+fail:
+	close(dfd);
+	return rv;
+}
+
+int
+apply_rename(int rootfd, const char *from, const char *to, char *err,
+    size_t errlen)
+{
+	const char	*sleaf, *dleaf;
+	struct stat	 a, b;
+	int		 sfd, dfd = -1, rv = -1;
+
+	if ((sfd = path_open_parent(rootfd, from, 0, 0, &sleaf, err, errlen)) == -1)
+		return -1;
+	if ((dfd = path_open_parent(rootfd, to, 1, APPLY_NEW_DIR_MODE, &dleaf, err,
+	    errlen)) == -1)
+		goto fail;
+	if (renameat(sfd, sleaf, dfd, dleaf) == -1) {
+		snprintf(err, errlen, "rename %s to %s: %s", from, to,
+		    strerror(errno));
+		goto fail;
+	}
+	if (fsync(dfd) == -1 || (fstat(sfd, &a) == 0 && fstat(dfd, &b) == 0 &&
+	    (a.st_ino != b.st_ino || a.st_dev != b.st_dev) && fsync(sfd) == -1)) {
+		apply_err(err, errlen, to, "fsync of its directory", errno);
+		goto fail;
+	}
+	rv = 0;
+fail:
+	if (dfd != -1)
+		close(dfd);
+	close(sfd);
+	return rv;
+}
+
+/* chmod of LEAF itself, never through a symlink put there meanwhile. */
+static int
+apply_chmod_at(int dfd, const char *leaf, mode_t mode)
+{
+	int	fd, rv;
+
+	if (syscall(SYS_fchmodat2, dfd, leaf, mode, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL)
+		return -1;
+	fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	rv = fchmod(fd, mode);
+	close(fd);
+	return rv;
+}
+
+/* Makes a metadata change durable: the inode itself, or for a link its directory. */
+static int
+apply_sync_inode(int dfd, const char *leaf, const struct stat *st)
+{
+	int	fd, rv;
+
+	if (S_ISLNK(st->st_mode))
+		return fsync(dfd);
+	fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return fsync(dfd);	/* unreadable to us: the journal at least */
+	rv = fsync(fd);
+	close(fd);
+	return rv;
+}
+
+int
+apply_set_meta(int rootfd, const char *path, const struct apply_meta *m,
+    char *err, size_t errlen)
+{
+	struct stat	 st;
+	const char	*leaf;
+	int		 dfd, rv = -1;
+
+	if ((dfd = path_open_parent(rootfd, path, 0, 0, &leaf, err, errlen)) == -1)
+		return -1;
+	if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		apply_err(err, errlen, path, "stat", errno);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a file, directory or symlink", path);
+		goto fail;
+	}
+	if ((m->set & APPLY_OWNER) &&
+	    fchownat(dfd, leaf, m->uid, m->gid, AT_SYMLINK_NOFOLLOW) == -1) {
+		apply_err(err, errlen, path, "setting the owner", errno);
+		goto fail;
+	}
+	if ((m->set & APPLY_MODE) && !S_ISLNK(st.st_mode) &&
+	    apply_chmod_at(dfd, leaf, m->mode & 07777) == -1) {
+		apply_err(err, errlen, path, "setting the mode", errno);
+		goto fail;
+	}
+	if (m->set & APPLY_MTIME) {
+		struct apply_meta	tm = { APPLY_MTIME, 0, 0, 0, m->mtime_ns };
+
+		if (apply_link_meta(dfd, leaf, &tm, path, err, errlen) == -1)
+			goto fail;
+	}
+	if (apply_sync_inode(dfd, leaf, &st) == -1) {
+		apply_err(err, errlen, path, "fsync", errno);
+		goto fail;
+	}
+	rv = 0;
+fail:
+	close(dfd);
+	return rv;
+}
