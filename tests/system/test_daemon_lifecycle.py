@@ -46,7 +46,7 @@ pytestmark = pytest.mark.parametrize("name", harness.DAEMONS)
 def _require_binary(name):
     path = harness.build_dir() / name
     if not os.access(path, os.X_OK):
-        pytest.skip(f"{path} is not built (make)")
+        pytest.fail(f"{path} is not built: run make first")
 
 
 @pytest.fixture
