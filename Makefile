@@ -115,7 +115,8 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c
 	@$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< \
 		$(DAEMON_LIBS:$(BUILD)/%=build-fuzz/%) build-fuzz/libcommon.a $(LDLIBS)
 
-demo: all
+demo: deps
+	$(MAKE) all
 	tests/demo
 
 install: all
