@@ -536,7 +536,7 @@ void		 watch_test_pause(struct watch *, int paused);
 /* queue.c: changes coalesced per path for a few milliseconds, then shipped */
 #define QUEUE_DELAY_MS_DEFAULT		5
 #define QUEUE_MAX_DELAY_MS_DEFAULT	50
-#define QUEUE_DELAY_LIMIT_MS		1000	/* never seconds */
+#define QUEUE_DELAY_LIMIT_MS		500	/* never seconds */
 enum queue_kind {
 	QUEUE_CHANGE = 1,	/* content and metadata */
 	QUEUE_ATTRIB,		/* metadata only */
