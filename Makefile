@@ -64,10 +64,12 @@ $(BUILD)/obj/%.o: %.c
 	@echo "CC $<"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(DAEMON_LIBS) $(LIBCOMMON)
+UNIT_UTIL	= $(BUILD)/obj/tests/unit/util.o
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_UTIL) $(DAEMON_LIBS) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	@echo "LD $@"
-	@$(CC) $(LDFLAGS) -o $@ $< $(DAEMON_LIBS) $(LIBCOMMON) -lcmocka $(LDLIBS)
+	@$(CC) $(LDFLAGS) -o $@ $< $(UNIT_UTIL) $(DAEMON_LIBS) $(LIBCOMMON) -lcmocka $(LDLIBS)
 
 unit: $(UNIT_BIN)
 

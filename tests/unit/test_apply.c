@@ -9,13 +9,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "util.h"
 
 #include "spoolsync.h"
 
@@ -25,13 +26,6 @@ struct fx {
 	int	rootfd, outfd;
 	int	mounted;
 };
-
-static int
-rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(p);
-}
 
 static int
 setup(void **state)
@@ -61,7 +55,7 @@ teardown(void **state)
 	close(f->outfd);
 	if (f->mounted)
 		umount2(f->root, MNT_DETACH);
-	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(f->dir);
 	free(f);
 	return 0;
 }

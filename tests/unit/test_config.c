@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,15 +20,11 @@
 
 #include <cmocka.h>
 
+#include "util.h"
+
 #include "common.h"
 
 static char	tmpdir[PATH_MAX];
-
-static int
-rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
 
 static int
 setup_dir(void **state)
@@ -41,7 +36,7 @@ setup_dir(void **state)
 static int
 teardown_dir(void **state)
 {
-	return nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	return tu_rmtree(tmpdir);
 }
 
 static void

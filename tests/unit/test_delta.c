@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "util.h"
 #include <openssl/evp.h>
 
 #include "spoolsync.h"
@@ -22,13 +23,6 @@
 #define MIB	(1024 * 1024)
 
 static char	tdir[64];
-
-static int
-rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(p);
-}
 
 static int
 setup(void **state)
@@ -42,7 +36,7 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	nftw(tdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(tdir);
 	return 0;
 }
 

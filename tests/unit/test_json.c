@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "util.h"
+
 #include "common.h"
 
 /* Serialise a parsed value back with the writer, for round trips. */
@@ -78,24 +80,6 @@ assert_roundtrip(const char *text)
 	assert_string_equal(json_text(&j), text);
 	json_free(&j);
 	jval_free(v);
-}
-
-/* Does FN die (fatalx) in a child process? */
-static int
-dies(void (*fn)(void))
-{
-	pid_t	pid;
-	int	status;
-
-	if ((pid = fork()) == -1)
-		fail_msg("fork");
-	if (pid == 0) {
-		close(STDERR_FILENO);
-		fn();
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void
@@ -279,9 +263,9 @@ test_writer_nesting_beyond_max_depth_is_fatal(void **state)
 	struct jval	*v;
 	int		 i;
 
-	assert_false(dies(open_64));
-	assert_true(dies(open_65));
-	assert_true(dies(close_unopened));
+	assert_false(tu_dies(open_64));
+	assert_true(tu_dies(open_65));
+	assert_true(tu_dies(close_unopened));
 
 	/* every level of the deepest document keeps its commas */
 	json_init(&j);

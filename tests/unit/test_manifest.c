@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "util.h"
 #include <openssl/evp.h>
 
 #include "spoolsync.h"
@@ -24,13 +25,6 @@ struct fx {
 	char	here[96], there[96];
 	int	herefd, therefd;
 };
-
-static int
-rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(p);
-}
 
 static int
 setup(void **state)
@@ -57,7 +51,7 @@ teardown(void **state)
 
 	close(f->herefd);
 	close(f->therefd);
-	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(f->dir);
 	free(f);
 	return 0;
 }

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "util.h"
+
 #include "common.h"
 
 static void
@@ -26,23 +28,6 @@ assert_render(struct metrics *m, const char *want)
 	metrics_render(m, &b);
 	assert_string_equal(b.data != NULL ? b.data : "", want);
 	buf_free(&b);
-}
-
-static int
-dies(void (*fn)(void))
-{
-	pid_t	pid;
-	int	status;
-
-	if ((pid = fork()) == -1)
-		fail_msg("fork");
-	if (pid == 0) {
-		close(STDERR_FILENO);
-		fn();
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void
@@ -330,11 +315,11 @@ good_registration(void)
 static void
 test_registration_mistakes_are_fatal_programming_errors(void **state)
 {
-	assert_false(dies(good_registration));
-	assert_true(dies(reregister_as_gauge));
-	assert_true(dies(bad_name));
-	assert_true(dies(bad_bounds));
-	assert_true(dies(observe_counter));
+	assert_false(tu_dies(good_registration));
+	assert_true(tu_dies(reregister_as_gauge));
+	assert_true(tu_dies(bad_name));
+	assert_true(tu_dies(bad_bounds));
+	assert_true(tu_dies(observe_counter));
 }
 
 int

@@ -6,13 +6,14 @@
 #include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "util.h"
 
 #include "spoolsync.h"
 
@@ -22,13 +23,6 @@ struct fixture {
 	char	outside[96];
 	int	rootfd;
 };
-
-static int
-rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(p);
-}
 
 static int
 setup(void **state)
@@ -54,7 +48,7 @@ teardown(void **state)
 
 	path_use_openat2(1);
 	close(f->rootfd);
-	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(f->dir);
 	free(f);
 	return 0;
 }

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "util.h"
 #include <event2/event.h>
 
 #include "spoolsync.h"
@@ -81,12 +83,6 @@ rec_cb(const struct watch_event *ev, void *arg)
 }
 
 static int
-rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int
 setup(void **state)
 {
 	struct ctx	*c = calloc(1, sizeof(*c));
@@ -113,8 +109,8 @@ teardown(void **state)
 		free(c->v[i].msg);
 	}
 	free(c->v);
-	nftw(c->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-	nftw(c->out, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(c->root);
+	tu_rmtree(c->out);
 	event_base_free(c->base);
 	free(c);
 	return 0;
@@ -572,7 +568,7 @@ test_directory_deleted_and_made_again_is_watched(void **state)
 	put(c, "t/u/v/f", "1");
 	wait_for(c, s, WATCH_CHANGED, "t/u/v/f");
 	p(c, path, "t");
-	assert_int_equal(nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(tu_rmtree(path), 0);
 	s = (size_t)wait_for(c, s, WATCH_DELETED, "t");
 	mk(c, "t");
 	mk(c, "t/u");
