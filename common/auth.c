@@ -737,6 +737,7 @@ auth_bev_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct auth_bev	*ab = arg;
 	char		 reason[200];
+	int		 error = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;		/* the hello is queued and leaves now */
@@ -747,8 +748,7 @@ auth_bev_event_cb(struct bufferevent *bev, short what, void *arg)
 		snprintf(reason, sizeof(reason), AUTH_ERR_CLOSED);
 	else if (what & BEV_EVENT_ERROR)
 		snprintf(reason, sizeof(reason), "connection error during "
-		    "authentication: %s", evutil_socket_error_to_string(
-		    EVUTIL_SOCKET_ERROR()));
+		    "authentication: %s", evutil_socket_error_to_string(error));
 	else if (what & BEV_EVENT_TIMEOUT)
 		snprintf(reason, sizeof(reason), "authentication timed out "
 		    "(connection %s timeout)", (what & BEV_EVENT_READING) ?

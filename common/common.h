@@ -325,11 +325,16 @@ enum auth_status auth_hs_input(struct auth_hs *, const unsigned char *, size_t,
 const char	*auth_hs_error(const struct auth_hs *);
 int		 auth_hs_session_key(const struct auth_hs *,
 		    unsigned char out[AUTH_SESSION_KEY_LEN]);
-/* Blocking, on a connected fd, with poll and a timeout. */
+/* Blocking, on a connected fd, with poll and a timeout; reads nothing past it. */
 int		 auth_handshake_fd(int fd, const struct auth_key *, enum auth_role,
 		    int timeout_ms, unsigned char session_key[AUTH_SESSION_KEY_LEN],
 		    char *err, size_t errlen);
-/* On a bufferevent: CB gets ok=1 and the session key, or ok=0 and a reason. */
+/*
+ * On a bufferevent: CB gets ok=1 and the session key, or ok=0 and a reason,
+ * always later from the loop.  Auth's callbacks are gone by then and it never
+ * frees BEV.  Bytes the peer sent after the handshake stay in BEV's input;
+ * the read callback CB installs is called once for them.
+ */
 typedef void	(*auth_done_cb)(struct bufferevent *, int ok, const char *err,
 		    const unsigned char *session_key, void *arg);
 void		 auth_bev_start(struct bufferevent *, const struct auth_key *,

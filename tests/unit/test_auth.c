@@ -492,6 +492,7 @@ handshake_leaves_bytes_after_proof_in_socket(void **state)
 	const unsigned char *p;
 	unsigned char	 buf[HELLO_LEN + PROOF_LEN + sizeof(EXTRA)];
 	size_t		 n, used;
+	struct timeval	 rcv = { 2, 0 };
 	pthread_t	 ta;
 	int		 sv[2];
 
@@ -509,6 +510,8 @@ handshake_leaves_bytes_after_proof_in_socket(void **state)
 	assert_int_equal(write_all(sv[1], buf, n + strlen(EXTRA)), 0);
 	pthread_join(ta, NULL);
 	assert_int_equal(a.rv, 0);
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &rcv,
+	    sizeof(rcv)), 0);
 	memset(buf, 0, sizeof(buf));
 	assert_int_equal(read_all(sv[0], buf, strlen(EXTRA)), 0);
 	assert_string_equal((char *)buf, EXTRA);
