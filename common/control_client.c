@@ -404,7 +404,8 @@ static int
 control_sub_state(struct control_sub *sub, int up, const char *err)
 {
 	control_sub_enter(sub);
-	sub->on_state(up, err, sub->arg);
+	if (sub->on_state != NULL)
+		sub->on_state(up, err, sub->arg);
 	return control_sub_leave(sub);
 }
 

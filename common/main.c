@@ -21,6 +21,17 @@ daemon_conf(const struct daemon *d)
 	return main_conf;
 }
 
+static int
+main_has_cmd(const struct daemon_def *def, const char *name)
+{
+	const struct daemon_cmd	*c;
+
+	for (c = def->cmds; c != NULL && c->name != NULL; c++)
+		if (strcmp(c->name, name) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 main_usage(const struct daemon_def *def, FILE *fp)
 {
@@ -29,7 +40,8 @@ main_usage(const struct daemon_def *def, FILE *fp)
 	fprintf(fp, "usage: %s COMMAND [-c FILE] [-s SOCKET] [--json] [ARGS]\n"
 	    "%s\n\ncommands:\n", def->name, def->summary);
 	fprintf(fp, "  %-22s %s\n", "run", "run the daemon in the foreground");
-	fprintf(fp, "  %-22s %s\n", "status", "ask the running daemon how it is");
+	if (!main_has_cmd(def, "status"))
+		fprintf(fp, "  %-22s %s\n", "status", "ask the running daemon how it is");
 	fprintf(fp, "  %-22s %s\n", "check-config",
 	    "validate the configuration (exit 0 valid, 1 invalid)");
 	fprintf(fp, "  %-22s %s\n", "reload", "reload the configuration (as SIGHUP)");
@@ -97,6 +109,7 @@ main_run(const struct daemon_def *def, struct cli *cli)
 		log_errorx("%s: configuration refused (%zu error%s)",
 		    cli->conf_path, errs.n, errs.n == 1 ? "" : "s");
 		cfg_errs_free(&errs);
+		free(abs);
 		return 1;
 	}
 	cfg_errs_free(&errs);
@@ -114,6 +127,9 @@ main_run(const struct daemon_def *def, struct cli *cli)
 	    daemon_drop_privs(common->user, common->group, err, sizeof(err)) == -1) {
 		log_errorx("%s", err);
 		daemon_cleanup(&d);
+		def->free(main_conf);
+		event_base_free(base);
+		free(abs);
 		return 1;
 	}
 	daemon_ready(&d, "%s %s, control %s%s%s", def->name, JHA_VERSION,
@@ -123,6 +139,7 @@ main_run(const struct daemon_def *def, struct cli *cli)
 	daemon_cleanup(&d);
 	def->free(main_conf);
 	event_base_free(base);
+	free(abs);
 	log_info("stopped");
 	return 0;
 }
@@ -138,37 +155,28 @@ main_check(const char *path, struct cfg_errs *errs)
 	return 0;
 }
 
-int
-daemon_main(const struct daemon_def *def, int argc, char **argv)
+/* A daemon's own command wins over a common one of the same name. */
+static int
+main_dispatch(const struct daemon_def *def, struct cli *cli)
 {
 	const struct daemon_cmd	*c;
-	struct cli		 cli;
-	char			 err[256];
-	const char		*cmd;
+	const char		*cmd = cli->argc > 0 ? cli->argv[0] : "help";
 
-	main_def = def;
-	log_init(def->name, LOG_LVL_INFO);
-	if (cli_parse(&cli, def->name, argc, argv, err, sizeof(err)) == -1) {
-		fprintf(stderr, "%s: %s\n", def->name, err);
-		main_usage(def, stderr);
-		return 2;
-	}
-	cmd = cli.argc > 0 ? cli.argv[0] : "help";
+	for (c = def->cmds; c != NULL && c->name != NULL; c++)
+		if (strcmp(cmd, c->name) == 0)
+			return c->fn(cli);
 	if (strcmp(cmd, "run") == 0)
-		return main_run(def, &cli);
+		return main_run(def, cli);
 	if (strcmp(cmd, "check-config") == 0)
-		return cli_check_config(&cli, main_check);
+		return cli_check_config(cli, main_check);
 	if (strcmp(cmd, "status") == 0)
-		return cli_request(&cli, "status", def->print_status, NULL);
+		return cli_request(cli, "status", def->print_status, NULL);
 	if (strcmp(cmd, "reload") == 0)
-		return cli_request(&cli, "reload", NULL, NULL);
+		return cli_request(cli, "reload", NULL, NULL);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("%s %s\n", def->name, JHA_VERSION);
 		return 0;
 	}
-	for (c = def->cmds; c != NULL && c->name != NULL; c++)
-		if (strcmp(cmd, c->name) == 0)
-			return c->fn(&cli);
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 ||
 	    strcmp(cmd, "--help") == 0) {
 		main_usage(def, stdout);
@@ -177,4 +185,24 @@ daemon_main(const struct daemon_def *def, int argc, char **argv)
 	fprintf(stderr, "%s: unknown command '%s'\n", def->name, cmd);
 	main_usage(def, stderr);
 	return 2;
+}
+
+int
+daemon_main(const struct daemon_def *def, int argc, char **argv)
+{
+	struct cli		 cli;
+	char			 err[256];
+	int			 rc;
+
+	main_def = def;
+	log_init(def->name, LOG_LVL_INFO);
+	if (cli_parse(&cli, def->name, argc, argv, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", def->name, err);
+		main_usage(def, stderr);
+		free(cli.argv);
+		return 2;
+	}
+	rc = main_dispatch(def, &cli);
+	free(cli.argv);
+	return rc;
 }
