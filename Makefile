@@ -71,7 +71,16 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_UTIL) $(DAEMON_LIBS) $(LIBC
 	@echo "LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $< $(UNIT_UTIL) $(DAEMON_LIBS) $(LIBCOMMON) -lcmocka $(LDLIBS)
 
-unit: $(UNIT_BIN)
+# Helper programs the system tests drive (tests/tools/NAME.c -> build/tests/NAME).
+TOOL_SRC	= $(wildcard tests/tools/*.c)
+TOOL_BIN	= $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(DAEMON_LIBS) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $< $(DAEMON_LIBS) $(LIBCOMMON) $(LDLIBS)
+
+unit: $(UNIT_BIN) $(TOOL_BIN)
 
 # Every Debian package the build, the tests, the benchmarks and the demo need.
 DEPS = build-essential clang pkg-config libinotifytools0-dev librsync-dev \
