@@ -1,0 +1,218 @@
+/*
+ * serialize.c: proxyd's canonical XML writer: the stream header, stanzas and
+ * the stream end, written from parsed trees, so a peer only ever gets bytes
+ * proxyd wrote.
+ *
+ * The canonical form: attributes in single quotes; text escapes & < > and CR,
+ * attribute values also ' " TAB LF (so that attribute normalisation gives
+ * back the same value); every namespace declared where it changes: the
+ * stream header declares the content namespace (jabber:client or a
+ * configured one) as default and "stream" as the only element prefix; an
+ * element whose namespace differs from its parent's default gets xmlns='...'
+ * (xmlns='' for none); an element in the streams namespace is written
+ * stream:name.  Namespaced attributes use xml: for the XML namespace, stream:
+ * for the streams one, and nsN declared on the same element for any other.
+ * The input is what xmlstream.c produced: valid UTF-8, legal characters,
+ * NCNames; a C0 control that got in anyway is written as U+FFFD, never raw.
+ */
+#include <string.h>
+
+#include "proxyd.h"
+
+enum { E_PLAIN, E_TEXT, E_ATTR, E_CTRL };
+
+/* Which bytes need an entity: in text (E_TEXT), in attributes too (E_ATTR). */
+static const unsigned char serialize_class[256] = {
+	[0x00] = E_CTRL, [0x01] = E_CTRL, [0x02] = E_CTRL, [0x03] = E_CTRL,
+	[0x04] = E_CTRL, [0x05] = E_CTRL, [0x06] = E_CTRL, [0x07] = E_CTRL,
+	[0x08] = E_CTRL, [0x0b] = E_CTRL, [0x0c] = E_CTRL, [0x0e] = E_CTRL,
+	[0x0f] = E_CTRL, [0x10] = E_CTRL, [0x11] = E_CTRL, [0x12] = E_CTRL,
+	[0x13] = E_CTRL, [0x14] = E_CTRL, [0x15] = E_CTRL, [0x16] = E_CTRL,
+	[0x17] = E_CTRL, [0x18] = E_CTRL, [0x19] = E_CTRL, [0x1a] = E_CTRL,
+	[0x1b] = E_CTRL, [0x1c] = E_CTRL, [0x1d] = E_CTRL, [0x1e] = E_CTRL,
+	[0x1f] = E_CTRL,
+	['\t'] = E_ATTR, ['\n'] = E_ATTR, ['\r'] = E_TEXT,
+	['&'] = E_TEXT, ['<'] = E_TEXT, ['>'] = E_TEXT,
+	['\''] = E_ATTR, ['"'] = E_ATTR,
+};
+
+static const char *
+serialize_entity(unsigned char c)
+{
+	switch (c) {
+	case '&':
+		return "&amp;";
+	case '<':
+		return "&lt;";
+	case '>':
+		return "&gt;";
+	case '\r':
+		return "&#13;";
+	case '\'':
+		return "&apos;";
+	case '"':
+		return "&quot;";
+	case '\t':
+		return "&#9;";
+	case '\n':
+		return "&#10;";
+	default:
+		return "\xef\xbf\xbd";
+	}
+}
+
+static void
+serialize_escape(struct buf *b, const char *s, size_t n, int attr)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i, run = 0;
+	unsigned char		 k;
+
+	for (i = 0; i < n; i++) {
+		if ((k = serialize_class[p[i]]) == E_PLAIN || (k == E_ATTR && !attr))
+			continue;
+		buf_add(b, s + run, i - run);
+		buf_adds(b, serialize_entity(p[i]));
+		run = i + 1;
+	}
+	buf_add(b, s + run, n - run);
+}
+
+void
+serialize_text(struct buf *b, const char *s, size_t n)
+{
+	serialize_escape(b, s, n, 0);
+}
+
+void
+serialize_attr_value(struct buf *b, const char *s, size_t n)
+{
+	serialize_escape(b, s, n, 1);
+}
+
+static int
+serialize_ns_eq(const char *a, const char *b)
+{
+	if (a == NULL || *a == '\0')
+		return b == NULL || *b == '\0';
+	return b != NULL && strcmp(a, b) == 0;
+}
+
+static int
+serialize_is(const char *ns, const char *uri)
+{
+	return ns != NULL && strcmp(ns, uri) == 0;
+}
+
+static int
+serialize_plain_ns(const char *ns)
+{
+	return ns == NULL || *ns == '\0' || serialize_is(ns, XML_NS_XML) ||
+	    serialize_is(ns, XML_NS_STREAMS);
+}
+
+/* Attribute I's prefix number: the first attribute with the same URI. */
+static size_t
+serialize_prefix_of(const struct xml_node *n, size_t i)
+{
+	size_t	j;
+
+	for (j = 0; j < i; j++)
+		if (!serialize_plain_ns(n->attrs[j].ns) &&
+		    strcmp(n->attrs[j].ns, n->attrs[i].ns) == 0)
+			return j;
+	return i;
+}
+
+static void
+serialize_attrs(struct buf *b, const struct xml_node *n)
+{
+	const struct xml_attr	*a;
+	size_t			 i, k;
+
+	for (i = 0; i < n->nattrs; i++) {
+		a = &n->attrs[i];
+		buf_addc(b, ' ');
+		if (a->ns == NULL || *a->ns == '\0')
+			;
+		else if (serialize_is(a->ns, XML_NS_XML))
+			buf_adds(b, "xml:");
+		else if (serialize_is(a->ns, XML_NS_STREAMS))
+			buf_adds(b, "stream:");
+		else {
+			if ((k = serialize_prefix_of(n, i)) == i) {
+				buf_printf(b, "xmlns:ns%zu='", k);
+				serialize_attr_value(b, a->ns, strlen(a->ns));
+				buf_adds(b, "' ");
+			}
+			buf_printf(b, "ns%zu:", k);
+		}
+		buf_adds(b, a->name);
+		buf_adds(b, "='");
+		serialize_attr_value(b, a->value, a->vlen);
+		buf_addc(b, '\'');
+	}
+}
+
+static void
+serialize_elem(struct buf *b, const struct xml_node *n, const char *dflt)
+{
+	const struct xml_node	*c;
+	int			 stream = serialize_is(n->ns, XML_NS_STREAMS);
+	const char		*inner = dflt;
+
+	buf_addc(b, '<');
+	if (stream)
+		buf_adds(b, "stream:");
+	buf_adds(b, n->name);
+	if (!stream && !serialize_ns_eq(n->ns, dflt)) {
+		buf_adds(b, " xmlns='");
+		if (n->ns != NULL)
+			serialize_attr_value(b, n->ns, strlen(n->ns));
+		buf_addc(b, '\'');
+		inner = n->ns;
+	}
+	serialize_attrs(b, n);
+	if (n->child == NULL) {
+		buf_adds(b, "/>");
+		return;
+	}
+	buf_addc(b, '>');
+	for (c = n->child; c != NULL; c = c->next) {
+		if (c->type == XML_NODE_TEXT)
+			serialize_text(b, c->text, c->len);
+		else
+			serialize_elem(b, c, inner);
+	}
+	buf_adds(b, stream ? "</stream:" : "</");
+	buf_adds(b, n->name);
+	buf_addc(b, '>');
+}
+
+void
+serialize_header(struct buf *b, const struct xml_node *root, const char *content_ns)
+{
+	if (content_ns == NULL)
+		content_ns = XML_NS_CLIENT;
+	buf_adds(b, "<?xml version='1.0'?><stream:stream xmlns='");
+	serialize_attr_value(b, content_ns, strlen(content_ns));
+	buf_adds(b, "' xmlns:stream='" XML_NS_STREAMS "'");
+	if (root != NULL)
+		serialize_attrs(b, root);
+	buf_addc(b, '>');
+}
+
+void
+serialize_stanza(struct buf *b, const struct xml_node *n, const char *content_ns)
+{
+	if (n->type == XML_NODE_TEXT)
+		serialize_text(b, n->text, n->len);
+	else
+		serialize_elem(b, n, content_ns != NULL ? content_ns : XML_NS_CLIENT);
+}
+
+void
+serialize_close(struct buf *b)
+{
+	buf_adds(b, "</stream:stream>");
+}

@@ -1,0 +1,873 @@
+/*
+ * xmlfilter.c: RFC 6120 restricted XML before expat sees a byte: the limits,
+ * the stream error conditions, a byte lexer and the repair stage.
+ *
+ * The lexer runs on every byte a peer sends.  It validates UTF-8 (shortest
+ * form, no surrogates, nothing above U+10FFFF) and XML 1.0 characters, follows
+ * the markup (tags, quoted values, references, CDATA), counts the depth and
+ * every limit as bytes arrive, and refuses what RFC 6120 section 11 forbids
+ * (DOCTYPE and markup declarations, comments, processing instructions) the
+ * moment it sees their first bytes, so that no DTD ever reaches expat.  It
+ * also tells xmlstream.c where markup ends: expat is only ever given whole
+ * tags, so it never re-scans a partial token (the quadratic case expat 2.6
+ * added "reparse deferral" for, which a streaming parser must turn off).
+ * Expat stays the judge of everything else (names, tag matching, attribute
+ * syntax, namespaces, references); the lexer only needs to be exact about
+ * where a well-formed tag ends.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "proxyd.h"
+
+static const char *const xmlfilter_conds[XML_COND_COUNT] = {
+	[XML_COND_NONE] = "",
+	[XML_COND_BAD_FORMAT] = "bad-format",
+	[XML_COND_BAD_NAMESPACE_PREFIX] = "bad-namespace-prefix",
+	[XML_COND_CONFLICT] = "conflict",
+	[XML_COND_CONNECTION_TIMEOUT] = "connection-timeout",
+	[XML_COND_HOST_GONE] = "host-gone",
+	[XML_COND_HOST_UNKNOWN] = "host-unknown",
+	[XML_COND_IMPROPER_ADDRESSING] = "improper-addressing",
+	[XML_COND_INTERNAL_SERVER_ERROR] = "internal-server-error",
+	[XML_COND_INVALID_FROM] = "invalid-from",
+	[XML_COND_INVALID_NAMESPACE] = "invalid-namespace",
+	[XML_COND_INVALID_XML] = "invalid-xml",
+	[XML_COND_NOT_AUTHORIZED] = "not-authorized",
+	[XML_COND_NOT_WELL_FORMED] = "not-well-formed",
+	[XML_COND_POLICY_VIOLATION] = "policy-violation",
+	[XML_COND_REMOTE_CONNECTION_FAILED] = "remote-connection-failed",
+	[XML_COND_RESET] = "reset",
+	[XML_COND_RESOURCE_CONSTRAINT] = "resource-constraint",
+	[XML_COND_RESTRICTED_XML] = "restricted-xml",
+	[XML_COND_SEE_OTHER_HOST] = "see-other-host",
+	[XML_COND_SYSTEM_SHUTDOWN] = "system-shutdown",
+	[XML_COND_UNDEFINED_CONDITION] = "undefined-condition",
+	[XML_COND_UNSUPPORTED_ENCODING] = "unsupported-encoding",
+	[XML_COND_UNSUPPORTED_FEATURE] = "unsupported-feature",
+	[XML_COND_UNSUPPORTED_STANZA_TYPE] = "unsupported-stanza-type",
+	[XML_COND_UNSUPPORTED_VERSION] = "unsupported-version",
+};
+
+const char *
+xmlfilter_cond_name(enum xml_cond c)
+{
+	if ((unsigned)c >= XML_COND_COUNT)
+		return "undefined-condition";
+	return xmlfilter_conds[c];
+}
+
+enum xml_cond
+xmlfilter_cond_parse(const char *s)
+{
+	int	c;
+
+	for (c = 1; c < XML_COND_COUNT; c++)
+		if (strcmp(s, xmlfilter_conds[c]) == 0)
+			return c;
+	return XML_COND_NONE;
+}
+
+void
+xmlfilter_limits_default(struct xml_limits *l)
+{
+	/* The stanza sizes are Prosody's; the rest leave room for every XEP
+	 * in use (a JID is at most 3071 bytes) and nothing for abuse. */
+	l->stanza_bytes = 262144;
+	l->stanza_bytes_preauth = 10000;
+	l->depth = 32;
+	l->attrs = 64;
+	l->attr_bytes = 8192;
+	l->text_bytes = 262144;
+	l->ns_decls = 16;
+	l->buffer_bytes = 2 * 1024 * 1024;
+	l->buffer_bytes_preauth = 128 * 1024;
+}
+
+static int
+xmlfilter_limit_range(size_t v, size_t min, size_t max, const char *name,
+    char *err, size_t errlen)
+{
+	if (v >= min && v <= max)
+		return 0;
+	snprintf(err, errlen, "%s: %zu is out of range (%zu-%zu)", name, v, min, max);
+	return -1;
+}
+
+int
+xmlfilter_limits_check(const struct xml_limits *l, char *err, size_t errlen)
+{
+	const size_t	big = (size_t)1 << 30;
+
+	if (xmlfilter_limit_range(l->stanza_bytes, 1024, big, "stanza_bytes",
+	    err, errlen) == -1 ||
+	    xmlfilter_limit_range(l->stanza_bytes_preauth, 512, big,
+	    "stanza_bytes_preauth", err, errlen) == -1 ||
+	    xmlfilter_limit_range(l->depth, 2, XML_LIMIT_MAX_DEPTH, "depth",
+	    err, errlen) == -1 ||
+	    xmlfilter_limit_range(l->attrs, 4, 100000, "attributes",
+	    err, errlen) == -1 ||
+	    xmlfilter_limit_range(l->attr_bytes, 3072, big, "attribute_bytes",
+	    err, errlen) == -1 ||
+	    xmlfilter_limit_range(l->text_bytes, 1024, big, "text_bytes",
+	    err, errlen) == -1 ||
+	    xmlfilter_limit_range(l->ns_decls, 2, 10000, "namespaces",
+	    err, errlen) == -1 ||
+	    xmlfilter_limit_range(l->buffer_bytes, 16384, (size_t)4 << 30,
+	    "buffer_bytes", err, errlen) == -1 ||
+	    xmlfilter_limit_range(l->buffer_bytes_preauth, 16384, (size_t)4 << 30,
+	    "buffer_bytes_preauth", err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+/* ---- the lexer ---- */
+
+enum {
+	S_TEXT,		/* content, or the prolog/epilog at depth 0 */
+	S_REF,		/* after '&' in content */
+	S_LT,		/* after '<' */
+	S_TAG,		/* in a start or end tag */
+	S_QUOTE,	/* in a quoted attribute value */
+	S_BANG,		/* after "<!" */
+	S_CDATA_OPEN,	/* matching "[CDATA[" */
+	S_CDATA,	/* in a CDATA section */
+	S_PI_TARGET,	/* matching "xml" after "<?" at the very start */
+	S_PI		/* in the XML declaration */
+};
+
+#define REF_MAX		32	/* "&#x10FFFF;" is 10; leading zeros get 22 more */
+
+void
+xmlfilter_init(struct xmlfilter *f, const struct xml_limits *lim, int authed)
+{
+	memset(f, 0, sizeof(*f));
+	f->lim = lim;
+	f->authed = authed;
+	f->lower = 0x80;
+	f->upper = 0xbf;
+}
+
+int
+xmlfilter_in_markup(const struct xmlfilter *f)
+{
+	return f->state != S_TEXT && f->state != S_REF && f->state != S_CDATA;
+}
+
+int
+xmlfilter_idle(const struct xmlfilter *f)
+{
+	return f->state == S_TEXT && !f->item && f->need == 0 &&
+	    (f->depth == 1 || f->closed || (f->depth == 0 && f->pos == 0));
+}
+
+static int
+xmlfilter_fail_limit(struct xmlfilter *f, enum xml_cond c, const char *what,
+    size_t limit)
+{
+	f->cond = c;
+	f->what = what;
+	f->limit = limit;
+	return XF_ERROR;
+}
+
+static int
+xmlfilter_fail(struct xmlfilter *f, enum xml_cond c, const char *what)
+{
+	return xmlfilter_fail_limit(f, c, what, 0);
+}
+
+static int
+xmlfilter_is_ws(unsigned char b)
+{
+	return b == ' ' || b == '\t' || b == '\n' || b == '\r';
+}
+
+static int
+xmlfilter_is_refchar(unsigned char b)
+{
+	return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+	    (b >= '0' && b <= '9') || b == '#' || b == '_' || b == '-' ||
+	    b == '.' || b == ':';
+}
+
+/*
+ * One byte of the WHATWG UTF-8 decoder, which accepts exactly the shortest
+ * forms of U+0000..U+10FFFF minus the surrogates.  Returns -1 on a bad byte,
+ * 0 inside a sequence, 1 when a character ends (its code point in f->cp).
+ */
+static int
+xmlfilter_utf8(struct xmlfilter *f, unsigned char b)
+{
+	if (f->need == 0) {
+		if (b < 0x80) {
+			f->cp = b;
+			return 1;
+		}
+		if (b >= 0xc2 && b <= 0xdf) {
+			f->need = 1;
+			f->cp = b & 0x1f;
+		} else if (b >= 0xe0 && b <= 0xef) {
+			if (b == 0xe0)
+				f->lower = 0xa0;
+			if (b == 0xed)
+				f->upper = 0x9f;
+			f->need = 2;
+			f->cp = b & 0x0f;
+		} else if (b >= 0xf0 && b <= 0xf4) {
+			if (b == 0xf0)
+				f->lower = 0x90;
+			if (b == 0xf4)
+				f->upper = 0x8f;
+			f->need = 3;
+			f->cp = b & 0x07;
+		} else
+			return -1;
+		return 0;
+	}
+	if (b < f->lower || b > f->upper)
+		return -1;
+	f->lower = 0x80;
+	f->upper = 0xbf;
+	f->cp = (f->cp << 6) | (b & 0x3f);
+	return --f->need == 0 ? 1 : 0;
+}
+
+static int
+xmlfilter_xml_char(uint32_t cp)
+{
+	if (cp < 0x20)
+		return cp == 0x9 || cp == 0xa || cp == 0xd;
+	return cp != 0xfffe && cp != 0xffff;
+}
+
+/* A bad first byte that says "UTF-16 or UTF-32" gets its own condition. */
+static int
+xmlfilter_bad_char(struct xmlfilter *f, unsigned char b)
+{
+	if (f->pos < 4 && (b == 0x00 || b == 0xfe || b == 0xff))
+		return xmlfilter_fail(f, XML_COND_UNSUPPORTED_ENCODING,
+		    "not UTF-8 (a UTF-16 or UTF-32 byte order mark or NUL)");
+	if (f->need > 0 || b >= 0x80)
+		return xmlfilter_fail(f, XML_COND_NOT_WELL_FORMED,
+		    "invalid UTF-8 (bad, overlong, surrogate or above U+10FFFF)");
+	return xmlfilter_fail(f, XML_COND_NOT_WELL_FORMED,
+	    "a character XML does not allow (NUL or a control character)");
+}
+
+static size_t
+xmlfilter_stanza_limit(const struct xmlfilter *f)
+{
+	return f->authed ? f->lim->stanza_bytes : f->lim->stanza_bytes_preauth;
+}
+
+static void
+xmlfilter_item_begin(struct xmlfilter *f)
+{
+	if (!f->item) {
+		f->item = 1;
+		f->item_bytes = 1;
+	}
+}
+
+static int
+xmlfilter_item_end(struct xmlfilter *f)
+{
+	f->item = 0;
+	f->item_bytes = 0;
+	return XF_ITEM;
+}
+
+static int
+xmlfilter_outside_text(struct xmlfilter *f)
+{
+	if (f->closed)
+		return xmlfilter_fail(f, XML_COND_NOT_WELL_FORMED,
+		    "data after the end of the stream");
+	if (!f->opened)
+		return xmlfilter_fail(f, XML_COND_NOT_WELL_FORMED,
+		    "text before the stream header");
+	return xmlfilter_fail(f, XML_COND_NOT_WELL_FORMED,
+	    "text at stream level (only white space may stand between stanzas)");
+}
+
+/* CHAR: 1 when B ends a character (code point in f->cp), 0 inside one. */
+static int
+xmlfilter_text(struct xmlfilter *f, unsigned char b, int chr)
+{
+	if (b == '<') {
+		f->mark = f->pos;
+		f->state = S_LT;
+		if (f->depth <= 1 && !f->closed)
+			xmlfilter_item_begin(f);
+		return XF_MORE;
+	}
+	if (f->depth >= 2) {
+		if (b == '&') {
+			f->state = S_REF;
+			f->run = 1;
+		}
+		return XF_MORE;
+	}
+	if (xmlfilter_is_ws(b) || !chr)
+		return XF_MORE;
+	/* A UTF-8 byte order mark may open a document. */
+	if (f->cp == 0xfeff && f->pos == 2 && !f->opened) {
+		f->bom = 1;
+		return XF_MORE;
+	}
+	return xmlfilter_outside_text(f);
+}
+
+static int
+xmlfilter_lt(struct xmlfilter *f, unsigned char b)
+{
+	if (b == '!') {
+		f->state = S_BANG;
+		return XF_MORE;
+	}
+	if (b == '?') {
+		if (f->opened || f->mark != (f->bom ? 3u : 0u))
+			return xmlfilter_fail(f, XML_COND_RESTRICTED_XML,
+			    "a processing instruction");
+		f->state = S_PI_TARGET;
+		f->sub = 0;
+		return XF_MORE;
+	}
+	if (f->closed)
+		return xmlfilter_fail(f, XML_COND_NOT_WELL_FORMED,
+		    "data after the end of the stream");
+	f->state = S_TAG;
+	f->end_tag = b == '/';
+	f->slash = 0;
+	f->nattr = 0;
+	if (f->end_tag)
+		return XF_MORE;
+	if (f->depth > f->lim->depth)
+		return xmlfilter_fail_limit(f, XML_COND_POLICY_VIOLATION,
+		    "elements nested too deep", f->lim->depth);
+	return XF_MORE;
+}
+
+static int
+xmlfilter_tag_end(struct xmlfilter *f)
+{
+	f->state = S_TEXT;
+	if (f->end_tag) {
+		if (f->depth == 0)	/* expat names the error */
+			return XF_MARKUP;
+		if (--f->depth == 0)
+			f->closed = 1;
+		return f->depth <= 1 ? xmlfilter_item_end(f) : XF_MARKUP;
+	}
+	if (f->slash) {
+		if (f->depth == 0)
+			f->opened = f->closed = 1;
+		return f->depth <= 1 ? xmlfilter_item_end(f) : XF_MARKUP;
+	}
+	if (++f->depth == 1) {
+		f->opened = 1;
+		return xmlfilter_item_end(f);
+	}
+	return XF_MARKUP;
+}
+
+static int
+xmlfilter_tag(struct xmlfilter *f, unsigned char b)
+{
+	switch (b) {
+	case '>':
+		return xmlfilter_tag_end(f);
+	case '\'':
+	case '"':
+		f->state = S_QUOTE;
+		f->quote = b;
+		f->run = 0;
+		break;
+	case '=':
+		if (++f->nattr > f->lim->attrs + f->lim->ns_decls)
+			return xmlfilter_fail_limit(f, XML_COND_POLICY_VIOLATION,
+			    "too many attributes",
+			    f->lim->attrs + f->lim->ns_decls);
+		break;
+	}
+	f->slash = b == '/';
+	return XF_MORE;
+}
+
+static int
+xmlfilter_quote(struct xmlfilter *f, unsigned char b)
+{
+	if (b == f->quote) {
+		f->state = S_TAG;
+		f->slash = 0;
+	} else if (++f->run > f->lim->attr_bytes)
+		return xmlfilter_fail_limit(f, XML_COND_POLICY_VIOLATION,
+		    "an attribute value too long", f->lim->attr_bytes);
+	return XF_MORE;
+}
+
+static int
+xmlfilter_bang(struct xmlfilter *f, unsigned char b)
+{
+	if (b == '-')
+		return xmlfilter_fail(f, XML_COND_RESTRICTED_XML, "a comment");
+	if (b >= 'A' && b <= 'Z')
+		return xmlfilter_fail(f, XML_COND_RESTRICTED_XML,
+		    "a DOCTYPE or markup declaration");
+	if (b != '[')
+		return xmlfilter_fail(f, XML_COND_NOT_WELL_FORMED, "bad markup after <!");
+	if (f->depth < 2)
+		return xmlfilter_fail(f, XML_COND_NOT_WELL_FORMED,
+		    "a CDATA section at stream level");
+	f->state = S_CDATA_OPEN;
+	f->sub = 0;
+	return XF_MORE;
+}
+
+static int
+xmlfilter_step(struct xmlfilter *f, unsigned char b, int chr)
+{
+	static const char	cdata[] = "CDATA[";
+
+	switch (f->state) {
+	case S_TEXT:
+		return xmlfilter_text(f, b, chr);
+	case S_REF:
+		if (b == ';') {
+			f->state = S_TEXT;
+		} else if (!xmlfilter_is_refchar(b)) {
+			f->state = S_TEXT;	/* expat judges the broken reference */
+			return xmlfilter_text(f, b, chr);
+		} else if (++f->run > REF_MAX)
+			return xmlfilter_fail_limit(f, XML_COND_NOT_WELL_FORMED,
+			    "a reference too long", REF_MAX);
+		return XF_MORE;
+	case S_LT:
+		return xmlfilter_lt(f, b);
+	case S_TAG:
+		return xmlfilter_tag(f, b);
+	case S_QUOTE:
+		return xmlfilter_quote(f, b);
+	case S_BANG:
+		return xmlfilter_bang(f, b);
+	case S_CDATA_OPEN:
+		if (b != (unsigned char)cdata[f->sub])
+			return xmlfilter_fail(f, XML_COND_NOT_WELL_FORMED,
+			    "bad markup after <![");
+		if (++f->sub < sizeof(cdata) - 1)
+			return XF_MORE;
+		f->state = S_CDATA;
+		f->run = 0;
+		return XF_MARKUP;
+	case S_CDATA:
+		if (b == ']')
+			f->run = f->run < 2 ? f->run + 1 : 2;
+		else {
+			if (b == '>' && f->run == 2)
+				f->state = S_TEXT;
+			f->run = 0;
+		}
+		return XF_MORE;
+	case S_PI_TARGET:
+		if (f->sub < 3 ? b != (unsigned char)"xml"[f->sub] : !xmlfilter_is_ws(b))
+			return xmlfilter_fail(f, XML_COND_RESTRICTED_XML,
+			    "a processing instruction");
+		if (++f->sub == 4) {
+			f->state = S_PI;
+			f->run = 0;
+		}
+		return XF_MORE;
+	case S_PI:
+		if (b == '>' && f->run) {
+			f->state = S_TEXT;
+			return XF_MARKUP;
+		}
+		f->run = b == '?';
+		return XF_MORE;
+	}
+	return xmlfilter_fail(f, XML_COND_INTERNAL_SERVER_ERROR, "lexer state");
+}
+
+/*
+ * How many bytes from P on change nothing but counters: the common case of
+ * text, attribute values and names, skipped without the state machine.
+ */
+static size_t
+xmlfilter_plain(const struct xmlfilter *f, const unsigned char *p, size_t n)
+{
+	size_t	j = 0;
+
+	switch (f->state) {
+	case S_TEXT:
+		if (f->depth < 2)
+			return 0;
+		while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '<' && p[j] != '&')
+			j++;
+		break;
+	case S_QUOTE:
+		while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != f->quote)
+			j++;
+		break;
+	case S_TAG:
+		while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '>' &&
+		    p[j] != '\'' && p[j] != '"' && p[j] != '=' && p[j] != '/')
+			j++;
+		break;
+	case S_CDATA:
+		while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != ']' && p[j] != '>')
+			j++;
+		break;
+	}
+	return j;
+}
+
+/* Takes up to K plain bytes, stopping short of a limit (the slow path then
+ * reports it at the exact byte). */
+static size_t
+xmlfilter_skip(struct xmlfilter *f, size_t k, size_t limit)
+{
+	if (f->item && k > limit - f->item_bytes)
+		k = limit - f->item_bytes;
+	if (f->state == S_QUOTE && k > f->lim->attr_bytes - f->run)
+		k = f->lim->attr_bytes - f->run;
+	if (k == 0)
+		return 0;
+	if (f->item)
+		f->item_bytes += k;
+	if (f->state == S_QUOTE)
+		f->run += (uint32_t)k;
+	else if (f->state == S_TAG)
+		f->slash = 0;
+	else if (f->state == S_CDATA)
+		f->run = 0;
+	f->pos += k;
+	return k;
+}
+
+size_t
+xmlfilter_scan(struct xmlfilter *f, const unsigned char *p, size_t n, int *event)
+{
+	size_t		i = 0, limit = xmlfilter_stanza_limit(f);
+	unsigned char	b;
+	int		ev, chr;
+
+	while (i < n) {
+		if (f->need == 0 &&
+		    (i += xmlfilter_skip(f, xmlfilter_plain(f, p + i, n - i), limit)) == n)
+			break;
+		b = p[i];
+		chr = 1;
+		if (b >= 0x80 || b < 0x20 || f->need > 0) {
+			chr = xmlfilter_utf8(f, b);
+			if (chr == -1 || (chr == 1 && !xmlfilter_xml_char(f->cp))) {
+				*event = xmlfilter_bad_char(f, b);
+				return i;
+			}
+		}
+		if (f->item && ++f->item_bytes > limit) {
+			*event = xmlfilter_fail_limit(f, XML_COND_POLICY_VIOLATION,
+			    f->authed ? "a stanza too big" :
+			    "a stanza too big before authentication", limit);
+			return i;
+		}
+		ev = xmlfilter_step(f, b, chr);
+		if (ev == XF_ERROR) {
+			*event = ev;
+			return i;
+		}
+		f->pos++;
+		i++;
+		if (ev == XF_ITEM || (ev == XF_MARKUP && f->want_markup)) {
+			*event = ev;
+			return i;
+		}
+	}
+	*event = XF_MORE;
+	return n;
+}
+
+/* ---- the repair stage ---- */
+
+/*
+ * Repair mode (what a backend sends, on its way to the client).  Old servers
+ * send broken characters; killing the client's stream for them helps no one,
+ * so before the strict lexer sees a byte:
+ *  - invalid UTF-8 becomes U+FFFD, one per maximal invalid subpart (as the
+ *    WHATWG decoder does), and so do the characters XML 1.0 forbids (C0
+ *    controls other than tab, LF and CR; U+FFFE; U+FFFF);
+ *  - an '&' that does not begin one of the five predefined entity references
+ *    or a character reference to a legal character, ended by ';' within 32
+ *    bytes, becomes "&amp;" (so "AT&T", "&nbsp;" and "&#0;" show as written);
+ *  - "]]>" in text becomes "]]&gt;";
+ *  - comments and processing instructions (the XML declaration included:
+ *    proxyd writes its own) are dropped.
+ * Inside CDATA sections only characters are repaired.  Everything else (a
+ * DOCTYPE, mismatched tags, limits) still ends the stream: that is not
+ * repairable without guessing.
+ */
+enum { R_TEXT, R_REF, R_LT, R_CDATA, R_COMMENT, R_PI };
+
+struct xmlrepair_out {
+	unsigned char	*p;
+	size_t		 len;
+};
+
+void
+xmlfilter_repair_init(struct xmlrepair *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->lower = 0x80;
+	r->upper = 0xbf;
+}
+
+static void
+xmlrepair_emit(struct xmlrepair_out *o, const void *p, size_t n)
+{
+	memcpy(o->p + o->len, p, n);
+	o->len += n;
+}
+
+static int
+xmlrepair_ref_ok(const unsigned char *s, size_t n)
+{
+	static const char *const named[] = { "lt", "gt", "amp", "quot", "apos" };
+	unsigned long	v = 0;
+	size_t		i, j, start;
+	int		hex;
+
+	for (j = 0; j < 5; j++)
+		if (n == strlen(named[j]) && memcmp(s, named[j], n) == 0)
+			return 1;
+	if (n < 2 || s[0] != '#')
+		return 0;
+	hex = s[1] == 'x';
+	start = hex ? 2 : 1;
+	if (n == start)
+		return 0;
+	for (i = start; i < n; i++) {
+		int	d;
+
+		if (s[i] >= '0' && s[i] <= '9')
+			d = s[i] - '0';
+		else if (hex && s[i] >= 'a' && s[i] <= 'f')
+			d = s[i] - 'a' + 10;
+		else if (hex && s[i] >= 'A' && s[i] <= 'F')
+			d = s[i] - 'A' + 10;
+		else
+			return 0;
+		v = v * (hex ? 16 : 10) + (unsigned long)d;
+		if (v > 0x10ffff)
+			return 0;
+	}
+	return xmlfilter_xml_char((uint32_t)v) && !(v >= 0xd800 && v <= 0xdfff);
+}
+
+/* A reference that turned out broken: its '&' is escaped, the rest kept. */
+static void
+xmlrepair_ref_broken(struct xmlrepair *r, struct xmlrepair_out *o)
+{
+	xmlrepair_emit(o, "&amp;", 5);
+	xmlrepair_emit(o, r->look + 1, r->nlook - 1);
+	r->nlook = 0;
+	r->state = R_TEXT;
+}
+
+static void xmlrepair_char(struct xmlrepair *, struct xmlrepair_out *,
+    const unsigned char *, size_t);
+
+static void
+xmlrepair_ref(struct xmlrepair *r, struct xmlrepair_out *o, const unsigned char *c,
+    size_t n)
+{
+	if (n == 1 && c[0] == ';') {
+		if (xmlrepair_ref_ok(r->look + 1, r->nlook - 1)) {
+			xmlrepair_emit(o, r->look, r->nlook);
+			xmlrepair_emit(o, ";", 1);
+			r->nlook = 0;
+			r->state = R_TEXT;
+		} else {
+			xmlrepair_ref_broken(r, o);
+			xmlrepair_emit(o, ";", 1);
+		}
+		return;
+	}
+	if (n == 1 && xmlfilter_is_refchar(c[0]) && r->nlook < REF_MAX) {
+		r->look[r->nlook++] = c[0];
+		return;
+	}
+	xmlrepair_ref_broken(r, o);
+	xmlrepair_char(r, o, c, n);
+}
+
+/* After '<': hold "<!--", "<![CDATA[" and "<?" until they are certain. */
+static void
+xmlrepair_lt(struct xmlrepair *r, struct xmlrepair_out *o, const unsigned char *c,
+    size_t n)
+{
+	static const char	cdata[] = "<![CDATA[", comment[] = "<!--";
+
+	if (n == 1 && r->nlook < sizeof(cdata) - 1) {
+		r->look[r->nlook++] = c[0];
+		if (r->nlook == 2 && c[0] == '?') {
+			r->state = R_PI;
+			r->run = 0;
+			r->nlook = 0;
+			return;
+		}
+		if (r->nlook == sizeof(comment) - 1 &&
+		    memcmp(r->look, comment, r->nlook) == 0) {
+			r->state = R_COMMENT;
+			r->run = 0;
+			r->nlook = 0;
+			return;
+		}
+		if (r->nlook == sizeof(cdata) - 1 &&
+		    memcmp(r->look, cdata, r->nlook) == 0) {
+			xmlrepair_emit(o, r->look, r->nlook);
+			r->state = R_CDATA;
+			r->run = 0;
+			r->nlook = 0;
+			return;
+		}
+		if (memcmp(r->look, cdata, r->nlook) == 0 ||
+		    (r->nlook < sizeof(comment) - 1 &&
+		    memcmp(r->look, comment, r->nlook) == 0))
+			return;
+		r->nlook--;	/* not ours: C is handled as text */
+	}
+	xmlrepair_emit(o, r->look, r->nlook);
+	r->nlook = 0;
+	r->state = R_TEXT;
+	xmlrepair_char(r, o, c, n);
+}
+
+/* One character C (N bytes, valid and legal) in the current state. */
+static void
+xmlrepair_char(struct xmlrepair *r, struct xmlrepair_out *o, const unsigned char *c,
+    size_t n)
+{
+	unsigned char	a = n == 1 ? c[0] : 0;
+
+	switch (r->state) {
+	case R_TEXT:
+		if (a == '&' || a == '<') {
+			r->state = a == '&' ? R_REF : R_LT;
+			r->look[0] = a;
+			r->nlook = 1;
+			r->run = 0;
+			return;
+		}
+		if (a == '>' && r->run >= 2)
+			xmlrepair_emit(o, "&gt;", 4);
+		else
+			xmlrepair_emit(o, c, n);
+		r->run = a == ']' ? (r->run < 2 ? r->run + 1 : 2) : 0;
+		return;
+	case R_REF:
+		xmlrepair_ref(r, o, c, n);
+		return;
+	case R_LT:
+		xmlrepair_lt(r, o, c, n);
+		return;
+	case R_CDATA:
+		xmlrepair_emit(o, c, n);
+		if (a == '>' && r->run >= 2)
+			r->state = R_TEXT;
+		r->run = a == ']' ? (r->run < 2 ? r->run + 1 : 2) : 0;
+		return;
+	case R_COMMENT:
+		if (a == '>' && r->run >= 2)
+			r->state = R_TEXT;
+		r->run = a == '-' ? (r->run < 2 ? r->run + 1 : 2) : 0;
+		return;
+	case R_PI:
+		if (a == '>' && r->run)
+			r->state = R_TEXT;
+		r->run = a == '?';
+		return;
+	}
+}
+
+static const unsigned char xmlrepair_fffd[3] = { 0xef, 0xbf, 0xbd };
+
+/* The UTF-8 layer: bytes in, repaired characters to xmlrepair_char. */
+static void
+xmlrepair_byte(struct xmlrepair *r, struct xmlrepair_out *o, unsigned char b)
+{
+	if (r->need > 0) {
+		if (b < r->lower || b > r->upper) {
+			r->need = r->nu8 = 0;
+			r->lower = 0x80;
+			r->upper = 0xbf;
+			xmlrepair_char(r, o, xmlrepair_fffd, 3);
+			xmlrepair_byte(r, o, b);	/* at most once: need is 0 */
+			return;
+		}
+		r->lower = 0x80;
+		r->upper = 0xbf;
+		r->u8[r->nu8++] = b;
+		r->cp = (r->cp << 6) | (b & 0x3f);
+		if (--r->need > 0)
+			return;
+		if (r->cp == 0xfffe || r->cp == 0xffff)
+			xmlrepair_char(r, o, xmlrepair_fffd, 3);
+		else
+			xmlrepair_char(r, o, r->u8, r->nu8);
+		r->nu8 = 0;
+		return;
+	}
+	if (b < 0x80) {
+		if (b < 0x20 && !xmlfilter_is_ws(b))
+			xmlrepair_char(r, o, xmlrepair_fffd, 3);
+		else
+			xmlrepair_char(r, o, &b, 1);
+		return;
+	}
+	if (b >= 0xc2 && b <= 0xdf) {
+		r->need = 1;
+		r->cp = b & 0x1f;
+	} else if (b >= 0xe0 && b <= 0xef) {
+		r->lower = b == 0xe0 ? 0xa0 : 0x80;
+		r->upper = b == 0xed ? 0x9f : 0xbf;
+		r->need = 2;
+		r->cp = b & 0x0f;
+	} else if (b >= 0xf0 && b <= 0xf4) {
+		r->lower = b == 0xf0 ? 0x90 : 0x80;
+		r->upper = b == 0xf4 ? 0x8f : 0xbf;
+		r->need = 3;
+		r->cp = b & 0x07;
+	} else {
+		xmlrepair_char(r, o, xmlrepair_fffd, 3);
+		return;
+	}
+	r->u8[0] = b;
+	r->nu8 = 1;
+}
+
+size_t
+xmlfilter_repair(struct xmlrepair *r, const unsigned char *in, size_t n,
+    unsigned char *out, size_t cap, size_t *taken)
+{
+	struct xmlrepair_out	o = { out, 0 };
+	size_t			i = 0, j, room;
+
+	while (i < n && cap - o.len >= XML_REPAIR_SLACK) {
+		/* plain ASCII in text or CDATA passes as it is */
+		if (r->need == 0 && (r->state == R_TEXT || r->state == R_CDATA)) {
+			room = cap - o.len - XML_REPAIR_SLACK;
+			for (j = i; j < n && j - i < room && in[j] >= 0x20 && in[j] < 0x80 &&
+			    in[j] != '&' && in[j] != '<' && in[j] != '>' && in[j] != ']'; j++)
+				;
+			if (j > i) {
+				xmlrepair_emit(&o, in + i, j - i);
+				r->run = 0;
+				i = j;
+				continue;
+			}
+		}
+		xmlrepair_byte(r, &o, in[i++]);
+	}
+	*taken = i;
+	return o.len;
+}

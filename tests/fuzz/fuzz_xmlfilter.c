@@ -1,0 +1,206 @@
+/*
+ * fuzz_xmlfilter.c: libFuzzer target for proxyd's XML filter: the lexer, the
+ * repair stage, expat and the tree builder, and the canonical writer.
+ *
+ * Input: byte 0 holds flags (bit 0 repair mode, bit 1 authenticated, bit 2
+ * keep the parser, bit 3 small limits) and bits 4-7 seed the read sizes; the
+ * rest is the byte stream.  Properties checked, any failure aborts:
+ *  - the events and the error do not depend on how the stream is split;
+ *  - every error has a condition and a text;
+ *  - memory never passes the limit;
+ *  - what proxyd writes from the events parses strictly, with no error, to
+ *    the same events (the writer is canonical and only writes valid XML).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../proxyd/proxyd.h"
+
+struct fz {
+	struct buf		 log;	/* the events, as written by proxyd */
+	size_t			 okl;	/* its length before an error line */
+	struct buf		 out;	/* the bytes proxyd would send on */
+	struct xmlstream	*xs;
+};
+
+static void
+fz_die(const char *what, const char *detail)
+{
+	fprintf(stderr, "fuzz_xmlfilter: %s: %s\n", what, detail);
+	abort();
+}
+
+static int
+fz_open(void *arg, const struct xml_node *root)
+{
+	struct fz	*f = arg;
+
+	buf_adds(&f->log, "O");
+	serialize_header(&f->log, root, NULL);
+	buf_adds(&f->log, "\n");
+	serialize_header(&f->out, root, NULL);
+	return 0;
+}
+
+static int
+fz_stanza(void *arg, const struct xml_node *n)
+{
+	struct fz	*f = arg;
+
+	buf_adds(&f->log, "S");
+	serialize_stanza(&f->log, n, NULL);
+	buf_adds(&f->log, "\n");
+	serialize_stanza(&f->out, n, NULL);
+	/* as after SASL success: the stream restarts (the reparse does too) */
+	return strcmp(n->name, "auth") == 0;
+}
+
+static int
+fz_close(void *arg)
+{
+	struct fz	*f = arg;
+
+	buf_adds(&f->log, "C\n");
+	serialize_close(&f->out);
+	return 0;
+}
+
+static const struct xmlstream_cb fz_cb = { fz_open, fz_stanza, fz_close };
+
+static void
+fz_limits(struct xml_limits *lim, int small)
+{
+	xmlfilter_limits_default(lim);
+	if (!small)
+		return;
+	lim->stanza_bytes = lim->stanza_bytes_preauth = 1024;
+	lim->depth = 4;
+	lim->attrs = 4;
+	lim->attr_bytes = 3072;
+	lim->text_bytes = 1024;
+	lim->ns_decls = 2;
+	lim->buffer_bytes = lim->buffer_bytes_preauth = 65536;
+}
+
+static int
+fz_step(struct xmlstream *xs, int rc)
+{
+	while (rc == XMLS_STOPPED) {
+		xmlstream_restart(xs);
+		rc = xmlstream_resume(xs);
+	}
+	return rc;
+}
+
+/* Runs the stream; SEED 0 feeds it whole, else in pseudo-random reads. */
+static void
+fz_run(struct fz *f, const struct xml_limits *lim, int flags, int authed,
+    const uint8_t *p, size_t n, unsigned seed)
+{
+	size_t	at = 0, k;
+	int	rc = XMLS_OK;
+
+	buf_init(&f->log);
+	buf_init(&f->out);
+	buf_adds(&f->log, "");
+	buf_adds(&f->out, "");
+	f->xs = xmlstream_new(lim, NULL, flags, &fz_cb, f);
+	xmlstream_set_auth(f->xs, authed);
+	while (at < n && rc != XMLS_ERROR) {
+		k = n - at;
+		if (seed != 0) {
+			seed = seed * 1103515245u + 12345u;
+			k = 1 + (seed >> 16) % (seed & 0x100 ? 3 : 64);
+			if (k > n - at)
+				k = n - at;
+		}
+		rc = fz_step(f->xs, xmlstream_feed(f->xs, p + at, k));
+		if (seed != 0 && (seed & 0x200))
+			xmlstream_trim(f->xs);
+		at += k;
+	}
+	if (xmlstream_mempeak(f->xs) > 4096 +
+	    (authed ? lim->buffer_bytes : lim->buffer_bytes_preauth))
+		fz_die("memory", "over the limit");
+	f->okl = f->log.len;
+	if (rc != XMLS_ERROR)
+		return;
+	if (xmlstream_error(f->xs) == XML_COND_NONE || xmlstream_error_text(f->xs)[0] == '\0')
+		fz_die("error", "no condition or no text");
+	buf_printf(&f->log, "E%s\n", xmlfilter_cond_name(xmlstream_error(f->xs)));
+}
+
+static int
+fz_memory_error(const struct fz *f)
+{
+	return strncmp(xmlstream_error_text(f->xs), "the parser would hold", 21) == 0;
+}
+
+static void
+fz_done(struct fz *f)
+{
+	xmlstream_free(f->xs);
+	buf_free(&f->log);
+	buf_free(&f->out);
+}
+
+/* What proxyd wrote must parse strictly to the same events. */
+static void
+fz_reparse(const struct fz *f)
+{
+	struct xml_limits	 lim;
+	struct fz		 g;
+	char			*want;
+
+	if (f->out.len == 0)
+		return;
+	xmlfilter_limits_default(&lim);
+	lim.stanza_bytes = lim.text_bytes = 64 * 1024 * 1024;
+	lim.attr_bytes = 64 * 1024 * 1024;
+	lim.buffer_bytes = 1024 * 1024 * 1024;
+	fz_run(&g, &lim, 0, 1, (const uint8_t *)f->out.data, f->out.len, 0);
+	if (xmlstream_error(g.xs) != XML_COND_NONE) {
+		fprintf(stderr, "wrote: %s\n", f->out.data);
+		fz_die("reparse of proxyd's output", xmlstream_error_text(g.xs));
+	}
+	want = xstrndup(f->log.data, f->okl);
+	if (strcmp(want, g.log.data) != 0) {
+		fprintf(stderr, "first:\n%s\nreparsed:\n%s\n", want, g.log.data);
+		fz_die("reparse", "events differ");
+	}
+	free(want);
+	fz_done(&g);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct xml_limits	 lim;
+	struct fz		 whole, split;
+	int			 flags, authed;
+	unsigned		 seed;
+
+	if (size < 1)
+		return 0;
+	flags = (data[0] & 1 ? XMLS_REPAIR : 0) | (data[0] & 4 ? XMLS_KEEP : 0);
+	authed = (data[0] & 2) != 0;
+	seed = (unsigned)(data[0] >> 4) * 2654435761u + (unsigned)size;
+	fz_limits(&lim, data[0] & 8);
+	fz_run(&whole, &lim, flags, authed, data + 1, size - 1, 0);
+	fz_run(&split, &lim, flags, authed, data + 1, size - 1, seed | 1);
+	/* How much memory expat holds depends on the reads, so only the
+	 * memory limit may fire in one run and not the other. */
+	if (strcmp(whole.log.data, split.log.data) != 0 &&
+	    !fz_memory_error(&whole) && !fz_memory_error(&split)) {
+		fprintf(stderr, "whole:\n%s\nsplit:\n%s\n", whole.log.data, split.log.data);
+		fz_die("split", "events depend on the read sizes");
+	}
+	fz_reparse(&whole);
+	fz_done(&whole);
+	fz_done(&split);
+	return 0;
+}
