@@ -119,12 +119,12 @@ FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="-O1 -g" \
 		SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
-		build-fuzz/libcommon.a $(DAEMON_LIBS:$(BUILD)/%=build-fuzz/%) $(FUZZ_BIN)
+		$(FUZZ_BIN)
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c
+FUZZ_LIBS = $(DAEMON_LIBS:$(BUILD)/%=build-fuzz/%) build-fuzz/libcommon.a
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBS)
 	@echo "FUZZ $@"
-	@$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< \
-		$(DAEMON_LIBS:$(BUILD)/%=build-fuzz/%) build-fuzz/libcommon.a $(LDLIBS)
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBS) $(LDLIBS)
 
 demo: deps
 	$(MAKE) all
