@@ -122,6 +122,7 @@ enum admin_state {
 /* What the checks say about one backend, after rise/fall. */
 struct observation {
 	const char	*name;
+	const char	*address;	/* where proxyd connects: "host:port" */
 	int		 checked;	/* every liveness check has a verdict */
 	int		 alive;		/* ... and every one of them is up */
 	int		 has_sync;	/* a spoolsync check is configured */
@@ -133,6 +134,7 @@ struct observation {
 };
 struct view_backend {
 	char			*name;
+	char			*address;	/* the backend's XMPP c2s address */
 	enum backend_state	 state;
 	enum admin_state	 admin;
 	uint64_t		 since_ms;	/* wall clock, when state last changed */

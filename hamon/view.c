@@ -108,6 +108,8 @@ view_differs(const struct view *prev, const struct view *out)
 		return 1;
 	for (i = 0; i < out->n; i++)
 		if (strcmp(prev->backends[i].name, out->backends[i].name) != 0 ||
+		    !view_str_eq(prev->backends[i].address,
+		    out->backends[i].address) ||
 		    prev->backends[i].state != out->backends[i].state ||
 		    prev->backends[i].admin != out->backends[i].admin)
 			return 1;
@@ -130,6 +132,7 @@ view_compute(const struct observation *obs, const enum admin_state *admin,
 	for (i = 0; i < n; i++) {
 		b = &out->backends[i];
 		b->name = xstrdup(obs[i].name);
+		b->address = xstrdup(obs[i].address != NULL ? obs[i].address : "");
 		b->admin = admin != NULL ? admin[i] : ADMIN_READY;
 		b->state = view_state(&obs[i], b->admin);
 		b->eligible = b->state == BACKEND_UP;
@@ -165,6 +168,7 @@ view_copy(struct view *dst, const struct view *src)
 	for (i = 0; i < src->n; i++) {
 		dst->backends[i] = src->backends[i];
 		dst->backends[i].name = xstrdup(src->backends[i].name);
+		dst->backends[i].address = xstrdup(src->backends[i].address);
 		dst->backends[i].last_error = xstrdup(src->backends[i].last_error);
 	}
 }
@@ -176,6 +180,7 @@ view_free(struct view *v)
 
 	for (i = 0; i < v->n; i++) {
 		free(v->backends[i].name);
+		free(v->backends[i].address);
 		free(v->backends[i].last_error);
 	}
 	free(v->backends);
@@ -198,6 +203,7 @@ view_json_backend(const struct view_backend *b, struct json *j)
 {
 	json_obj_begin(j);
 	json_kv_str(j, "name", b->name);
+	json_kv_str(j, "address", b->address);
 	json_kv_str(j, "state", backend_state_name(b->state));
 	json_kv_str(j, "admin", admin_state_name(b->admin));
 	json_kv_uint(j, "since_ms", b->since_ms);

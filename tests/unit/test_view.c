@@ -337,6 +337,30 @@ test_state_and_admin_names_round_trip(void **unused)
 	assert_int_equal(admin_state_parse("UP"), -1);
 }
 
+/* proxyd connects to the address in the view: moving it is a change. */
+static void
+test_address_change_bumps_generation_and_is_published(void **state)
+{
+	struct observation	o = obs("a", 1, 1, 0, 0);
+	struct view		v1, v2;
+	struct json		j;
+
+	o.address = "127.0.0.1:5222";
+	view_compute(&o, NULL, 1, NULL, "p1", T0, &v1);
+	o.address = "127.0.0.1:5223";
+	view_compute(&o, NULL, 1, &v1, "p1", T0 + 1000, &v2);
+	assert_int_equal(v2.generation, v1.generation + 1);
+	assert_string_equal(v2.backends[0].address, "127.0.0.1:5223");
+	/* The state did not change, so neither did its since. */
+	assert_int_equal(v2.backends[0].since_ms, T0);
+	json_init(&j);
+	view_json(&v2, &j);
+	assert_non_null(strstr(json_text(&j), "\"address\":\"127.0.0.1:5223\""));
+	json_free(&j);
+	view_free(&v1);
+	view_free(&v2);
+}
+
 int
 main(void)
 {
@@ -354,6 +378,7 @@ main(void)
 		cmocka_unit_test(test_the_same_inputs_give_the_same_view_and_prev_is_untouched),
 		cmocka_unit_test(test_json_has_every_field_subscribers_read),
 		cmocka_unit_test(test_state_and_admin_names_round_trip),
+		cmocka_unit_test(test_address_change_bumps_generation_and_is_published),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
