@@ -7,16 +7,6 @@
 
 #include "common.h"
 
-struct proxyd_conf {
-	struct cfg_doc		*doc;		/* strings below point into it */
-	struct common_conf	 common;
-};
-
-/* conf.c */
-void		*proxyd_conf_load(const char *path, struct cfg_errs *);
-void		 proxyd_conf_free(void *);
-const struct common_conf *proxyd_conf_common(const void *);
-
 /*
  * The XML core: bytes in, checked events out, canonical bytes back.  Transport-
  * free: a session feeds what it reads and writes what serialize.c produces.
@@ -132,6 +122,49 @@ void		 xmlfilter_repair_init(struct xmlrepair *);
 size_t		 xmlfilter_repair(struct xmlrepair *, const unsigned char *in, size_t n,
 		    unsigned char *out, size_t cap, size_t *taken);
 
+enum listen_tls { LISTEN_TLS_NONE, LISTEN_TLS_STARTTLS, LISTEN_TLS_DIRECT };
+struct listen_conf {
+	struct net_addr		 addr;
+	int			 tls;		/* enum listen_tls */
+};
+struct tls_conf {
+	const char		*cert, *key;	/* PEM files; NULL: none */
+};
+/* Parser limits plus the session's own; a domain's start as the global ones. */
+struct limits_conf {
+	struct xml_limits	 xml;
+	int64_t			 stanzas_per_second;	/* 0: unlimited */
+	int64_t			 stanza_timeout_ms;	/* an unfinished stanza */
+	int64_t			 auth_timeout_ms;	/* accept to SASL success */
+};
+struct domain_conf {
+	const char		*name;
+	int64_t			 max_connections;	/* 0: unlimited */
+	const char		*prefer;		/* a backend name or NULL */
+	struct limits_conf	 limits;
+	struct tls_conf		 tls;		/* cert NULL: the global one */
+};
+struct proxyd_conf {
+	struct cfg_doc		*doc;		/* strings below point into it */
+	struct common_conf	 common;
+	struct listen_conf	*listen;
+	size_t			 nlisten;
+	const char		*hamon;		/* hamon's control socket */
+	struct tls_conf		 tls;
+	int			 require_tls;
+	struct limits_conf	 limits;
+	struct domain_conf	*domains;
+	size_t			 ndomains;
+};
+
+/* conf.c */
+void		*proxyd_conf_load(const char *path, struct cfg_errs *);
+void		 proxyd_conf_free(void *);
+const struct common_conf *proxyd_conf_common(const void *);
+int		 proxyd_conf_check(const char *path, struct cfg_errs *);
+const struct domain_conf *proxyd_conf_domain(const struct proxyd_conf *,
+		    const char *name);	/* case-insensitive; NULL if not served */
+
 /* xmlstream.c: the streaming XMPP parser on expat: bytes in, events out */
 enum xml_node_type { XML_NODE_ELEM, XML_NODE_TEXT };
 struct xml_attr {
@@ -204,5 +237,128 @@ void		 serialize_stanza(struct buf *, const struct xml_node *,
 void		 serialize_close(struct buf *);
 void		 serialize_text(struct buf *, const char *, size_t);
 void		 serialize_attr_value(struct buf *, const char *, size_t);
+
+/*
+ * hview.c: hamon's membership view as proxyd holds it.  proxyd subscribes to
+ * hamon's control socket (`watch`): the full view at once, then each new
+ * one.  When hamon is unreachable the last view stays in force.
+ */
+struct pbackend {
+	char		*name;
+	struct net_addr	 address;	/* the backend's c2s address */
+	char		*state;		/* up down unsynced draining maint */
+	int		 eligible;	/* new sessions may go there */
+};
+struct pview {
+	uint64_t	 generation;
+	char		*node;		/* the hamon that published it ("" if unsaid) */
+	struct pbackend	*b;
+	size_t		 n;
+};
+#define PVIEW_MAX_BACKENDS	10000	/* as HAMON_MAX_BACKENDS */
+#define PVIEW_MAX_NAME		255	/* bytes of a backend or node name */
+/*
+ * Pure: hamon's view JSON (the watch data) into OUT; -1 and err if malformed
+ * (OUT is then empty).  Strict: unknown states, non-numeric addresses (no DNS
+ * on the loop), duplicate names, eligible-but-not-up, wrong types, more than
+ * PVIEW_MAX_BACKENDS are refused; unknown members are ignored.
+ */
+int		 pview_parse(const struct jval *, struct pview *out, char *err,
+		    size_t errlen);
+void		 pview_free(struct pview *);
+const struct pbackend *pview_find(const struct pview *, const char *name);
+/* Same generation, node, and backends (name, address, state, eligible, order). */
+int		 pview_equal(const struct pview *, const struct pview *);
+size_t		 pview_eligible(const struct pview *);
+struct hview;
+/*
+ * CHANGED runs after every new view (OLD is empty the first time): one that
+ * differs from the current in generation or content, a lower generation
+ * included (a restarted hamon is believed).  It may call hview_free.  A
+ * malformed view is refused (logged, kept in last_error); a lost hamon is
+ * one warning per outage, and connected 0.
+ */
+struct hview	*hview_new(struct event_base *, const char *hamon_socket,
+		    void (*changed)(const struct pview *old, const struct pview *cur,
+		    void *), void *arg);
+void		 hview_free(struct hview *);
+const struct pview *hview_current(const struct hview *);
+int		 hview_connected(const struct hview *);
+const char	*hview_last_error(const struct hview *);	/* NULL when fine */
+int		 hview_received(const struct hview *);	/* a valid view has come */
+/* Writes "hamon": {socket, connected, last_error, generation, backends...}. */
+void		 hview_status(const struct hview *, struct json *);
+
+/* placement.c: which backend holds a domain: rendezvous hashing */
+/*
+ * Pure: the eligible backend with the highest hash(domain, backend name);
+ * PREFER (a backend name, may be NULL) wins whenever it is eligible.  Every
+ * proxy given the same view picks the same backend, and losing a backend
+ * moves only its own domains.  NULL when nothing is eligible.
+ */
+const struct pbackend *placement_pick(const struct pview *, const char *domain,
+		    const char *prefer);
+/*
+ * Pure: the indexes (into DOMAINS, ascending) of the domains whose placement
+ * differs between OLD and CUR (another backend name or address, or none
+ * where there was one, or one where there was none), written to MOVED_IDX
+ * (room for N, may be NULL); returns how many.  PREFERS (may be NULL, or
+ * hold NULLs) is each domain's preferred backend.
+ */
+size_t		 placement_moves(const struct pview *old, const struct pview *cur,
+		    const char *const *domains, const char *const *prefers, size_t n,
+		    size_t *moved_idx);
+/* The rendezvous weight: SipHash-2-4 of lowercase(DOMAIN) || 0 || BACKEND. */
+uint64_t	 placement_weight(const char *domain, const char *backend);
+
+/* tls.c: OpenSSL server contexts, one per certificate, chosen by SNI */
+struct ssl_ctx_st;
+struct tls_set;
+struct tls_set	*tls_set_new(const struct proxyd_conf *, char *err, size_t errlen);
+void		 tls_set_free(struct tls_set *);
+int		 tls_set_enabled(const struct tls_set *);
+/* A new server-side SSL object (SNI picks the domain's certificate). */
+struct ssl_st	*tls_set_ssl(struct tls_set *);
+
+/* server.c: the running proxyd: listeners, the view, sessions, hooks */
+struct proxyd;
+int		 proxyd_start(struct daemon *, void *conf, char *err, size_t);
+int		 proxyd_swap(struct daemon *, void *conf, char *err, size_t);
+void		 proxyd_stop(struct daemon *);
+void		 proxyd_status(struct daemon *, struct json *);
+void		 proxyd_command(struct daemon *, struct control_conn *, int, char **);
+
+/* listener.c: accepting sockets, one per listen entry */
+struct listener;
+struct listener	*listener_new(struct event_base *, const struct listen_conf *,
+		    void (*accept)(int fd, const struct sockaddr *, socklen_t,
+		    const struct listen_conf *, void *), void *arg, char *err, size_t);
+void		 listener_free(struct listener *);
+/* Reload: the same address and mode, from the new config. */
+void		 listener_set_conf(struct listener *, const struct listen_conf *);
+
+/* session.c: one client connection from accept to close */
+struct session;
+struct session_ctx {
+	struct event_base	*base;
+	const struct proxyd_conf *conf;		/* swapped on reload */
+	struct tls_set		*tls;
+	struct hview		*hv;
+	struct session		*head;		/* all sessions */
+	size_t			 count;
+	struct metrics		*metrics;
+	uint64_t		 accepted, refused, no_backend, tls_failures;
+	uint64_t		 errors[XML_COND_COUNT];	/* stream errors sent */
+};
+void		 session_accept(struct session_ctx *, int fd, const struct sockaddr *,
+		    socklen_t, const struct listen_conf *);
+void		 session_sweep(struct session_ctx *);	/* timeouts, trims: 1/s */
+void		 session_view_changed(struct session_ctx *, const struct pview *);
+size_t		 session_count_domain(const struct session_ctx *, const char *domain);
+size_t		 session_count_backend(const struct session_ctx *, const char *backend);
+void		 session_list_json(const struct session_ctx *, struct json *,
+		    const char *domain);
+int		 session_kick(struct session_ctx *, const char *jid);	/* sessions ended */
+void		 session_close_all(struct session_ctx *, enum xml_cond, const char *text);
 
 #endif
