@@ -502,7 +502,7 @@ backend_observe(const struct sched_backend *b, struct observation *o)
 
 	memset(o, 0, sizeof(*o));
 	o->name = b->conf.name;
-	o->address = b->conf.address.text;
+	o->address = b->conf.address_numeric;
 	o->checked = o->alive = 1;
 	o->latency_us = o->lag_ms = -1;
 	for (k = 0; k < CHECK_NKINDS; k++) {

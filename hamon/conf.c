@@ -241,7 +241,11 @@ conf_backend(struct cfg_errs *errs, const struct cfg_node *bn,
 		    "A-Z a-z 0-9 . _ -)", b->name, HAMON_NAME_MAX);
 		b->name = NULL;
 	}
-	cfg_get_addr(errs, bn, "address", 1, &b->address);
+	if (cfg_get_addr(errs, bn, "address", 1, &b->address) == 0 &&
+	    b->address.len > 0)
+		/* proxyd resolves nothing: the view names numeric addresses only. */
+		net_sockaddr_str((struct sockaddr *)&b->address.ss, b->address.len,
+		    b->address_numeric, sizeof(b->address_numeric));
 	conf_checks(errs, bn, b);
 	cfg_get_str(errs, bn, "domain",
 	    (b->checks & (CHECK_BIT(CHECK_XMPP) | CHECK_BIT(CHECK_LOGIN))) != 0,

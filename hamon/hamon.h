@@ -14,6 +14,7 @@
 struct backend_conf {
 	const char	*name;
 	struct net_addr	 address;
+	char		 address_numeric[64];	/* resolved, as published in the view */
 	const char	*domain;
 	unsigned	 checks;
 	const char	*login_user;

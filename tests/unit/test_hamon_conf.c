@@ -110,7 +110,7 @@ static const char full[] =
 	"    max_lag: 2s\n"
 	"    exec: /usr/lib/nagios/plugins/check_dummy 0\n"
 	"  - name: b\n"
-	"    address: 127.0.0.1:5223\n"
+	"    address: localhost:5223\n"
 	"    domain: example.com\n";
 
 static void
@@ -139,6 +139,7 @@ test_the_full_example_is_read_into_every_field(void **unused)
 	assert_string_equal(a->name, "a");
 	assert_string_equal(a->address.text, "127.0.0.1:5222");
 	assert_int_equal(a->address.port, 5222);
+	assert_string_equal(a->address_numeric, "127.0.0.1:5222");
 	assert_string_equal(a->domain, "example.com");
 	assert_int_equal(a->checks, CHECK_BIT(CHECK_XMPP) | CHECK_BIT(CHECK_LOGIN) |
 	    CHECK_BIT(CHECK_SPOOLSYNC) | CHECK_BIT(CHECK_EXEC));
@@ -147,6 +148,8 @@ test_the_full_example_is_read_into_every_field(void **unused)
 	assert_string_equal(a->spoolsync_url, "http://127.0.0.1:9291/status");
 	assert_int_equal(a->max_lag_ms, 2000);
 	assert_string_equal(a->exec_command, "/usr/lib/nagios/plugins/check_dummy 0");
+	/* A name is published resolved: proxyd never resolves. */
+	assert_string_equal(b->address_numeric, "127.0.0.1:5223");
 	/* Defaults of a backend: an xmpp check. */
 	assert_int_equal(b->checks, CHECK_BIT(CHECK_XMPP));
 	assert_null(b->login_password);
