@@ -296,6 +296,46 @@ fail:
 	return -1;
 }
 
+/*
+ * A group commit in two halves (spoolsync's receiver): seal every file (no
+ * fsync), make them all durable at once (syncfs), rename each, syncfs again.
+ * A file is still never visible before its bytes are durable.
+ */
+int
+apply_tmp_seal(struct apply_tmp *t, const struct apply_meta *m, char *err,
+    size_t errlen)
+{
+	int	fd;
+
+	apply_keep_mode(t, m);
+	if (apply_fd_meta(t->fd, m, t->path, err, errlen) == -1)
+		goto fail;
+	fd = t->fd;
+	t->fd = -1;
+	if (close(fd) == -1) {
+		apply_err(err, errlen, t->path, "closing", errno);
+		goto fail;
+	}
+	return 0;
+fail:
+	apply_tmp_abort(t);
+	return -1;
+}
+
+int
+apply_tmp_rename(struct apply_tmp *t, char *err, size_t errlen)
+{
+	if (apply_injected(APPLY_STEP_RENAME) ||
+	    renameat(t->dirfd, t->name, t->dirfd, t->leaf) == -1) {
+		apply_err(err, errlen, t->path, "renaming into place", errno);
+		apply_tmp_abort(t);
+		return -1;
+	}
+	t->name[0] = '\0';
+	apply_tmp_close(t);
+	return 0;
+}
+
 int
 apply_file(int rootfd, const char *path, const void *data, size_t len,
     const struct apply_meta *m, char *err, size_t errlen)

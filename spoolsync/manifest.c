@@ -597,7 +597,8 @@ manifest_build(int rootfd, const struct exclude *ex, const struct manifest *prev
 	b.rbuf = xmalloc(MF_READ_BUF);
 	if (mf_walk(&b, dfd, 0) == -1)
 		goto fail;
-	qsort(b.mf->e, b.mf->n, sizeof(*b.mf->e), mf_entry_cmp);
+	if (b.mf->n > 1)
+		qsort(b.mf->e, b.mf->n, sizeof(*b.mf->e), mf_entry_cmp);
 	if (mf_link_tree(b.mf, err, errlen) == -1)
 		goto fail;
 	mf_digest_all(b.mf);

@@ -267,6 +267,12 @@ int		 apply_tmp_copy(struct apply_tmp *, int srcfd, uint64_t len,
 int		 apply_tmp_commit(struct apply_tmp *, const struct apply_meta *,
 		    char *err, size_t errlen);
 void		 apply_tmp_abort(struct apply_tmp *);	/* removes the temp file */
+/* A group commit (spoolsync's receiver): seal (owner, mode, mtime, close; no
+ * fsync), then the caller's syncfs, then rename (no directory fsync), then
+ * the caller's syncfs again.  On failure the temp file is gone. */
+int		 apply_tmp_seal(struct apply_tmp *, const struct apply_meta *,
+		    char *err, size_t errlen);
+int		 apply_tmp_rename(struct apply_tmp *, char *err, size_t errlen);
 int		 apply_file(int rootfd, const char *path, const void *, size_t,
 		    const struct apply_meta *, char *err, size_t errlen);
 /* The current file at PATH, read-only, a regular file (a patch's basis). */
@@ -588,5 +594,117 @@ int		 queue_attach(struct queue *, struct event_base *,
 		    void (*cb)(struct queue *, void *), void *arg,
 		    char *err, size_t errlen);
 void		 queue_kick(struct queue *);
+
+/* pmap.c: a hash map from strings (paths, xfer ids) to pointers */
+struct pmap;
+struct pmap_iter {
+	size_t		 bucket;
+	void		*ent;
+};
+struct pmap	*pmap_new(void);
+/* FREEFN (may be NULL) is called on every value left. */
+void		 pmap_free(struct pmap *, void (*freefn)(void *));
+void		*pmap_get(const struct pmap *, const char *key);
+/* Sets KEY (copied) to VAL; returns the value it replaced, or NULL. */
+void		*pmap_put(struct pmap *, const char *key, void *val);
+void		*pmap_del(struct pmap *, const char *key);	/* the value, or NULL */
+size_t		 pmap_count(const struct pmap *);
+/* Iteration: zero the iterator first; do not add or delete meanwhile. */
+int		 pmap_next(const struct pmap *, struct pmap_iter *, const char **key,
+		    void **val);
+
+/* bg.c: blocking work (manifest builds, big hashes) on worker threads */
+struct bg;
+struct bg	*bg_new(struct event_base *, int nthreads, char *err, size_t errlen);
+/* Waits for running jobs; every job not yet reported gets DONE with cancelled. */
+void		 bg_free(struct bg *);
+/* RUN(ARG) on a worker thread, then DONE(ARG, 0) on the loop. */
+void		 bg_submit(struct bg *, void (*run)(void *), void (*done)(void *, int),
+		    void *arg);
+size_t		 bg_pending(const struct bg *);
+
+/* state.c: version vectors and the persistent per-path state (SQLite) */
+struct vv_ent {
+	char		*node;
+	uint64_t	 counter;
+};
+struct vv {
+	struct vv_ent	*e;
+	size_t		 n;
+};
+enum vv_order {
+	VV_EQUAL,
+	VV_BEFORE,		/* a is older: b dominates */
+	VV_AFTER,		/* a dominates b */
+	VV_CONCURRENT,
+};
+void		 vv_free(struct vv *);
+void		 vv_copy(struct vv *dst, const struct vv *src);
+uint64_t	 vv_get(const struct vv *, const char *node);
+void		 vv_set(struct vv *, const char *node, uint64_t counter);
+void		 vv_merge(struct vv *into, const struct vv *other);
+enum vv_order	 vv_compare(const struct vv *a, const struct vv *b);
+/* The greatest node name whose counter in A exceeds B's ("" if none). */
+const char	*vv_author(const struct vv *a, const struct vv *b);
+/* "a:3,b:1" and back (-1 on a malformed text). */
+char		*vv_format(const struct vv *);
+int		 vv_parse(struct vv *, const char *);
+int		 vv_from_wire(struct vv *, const struct wire_vv *);
+/* STORE must hold WIRE_VV_MAX entries; strings point into V. */
+void		 vv_to_wire(const struct vv *, struct wire_vv *, struct wire_vv_ent *store);
+
+struct st_rec {
+	char		*path;
+	uint8_t		 type;		/* MF_FILE, MF_DIR, MF_LINK */
+	uint8_t		 deleted;	/* a tombstone */
+	uint8_t		 hash_ok;	/* hash is the content's (else: not known yet) */
+	uint32_t	 mode, uid, gid;
+	uint64_t	 size;
+	int64_t		 mtime_ns;
+	unsigned char	 hash[MF_HASH_LEN];
+	uint64_t	 ino, dev;	/* the local file's, when last looked at */
+	int64_t		 ctime_ns;
+	int64_t		 deleted_ns;	/* CLOCK_REALTIME of the delete */
+	struct vv	 vv;
+	char		*acked;		/* tombstones: ",peer,peer," that have it */
+	uint64_t	 touched_ms;	/* memory only: monotonic, last change */
+};
+struct state;
+/* Opens (creating) DIR/state.db; the records of another root are dropped. */
+struct state	*state_open(const char *dir, const char *root, char *err, size_t errlen);
+void		 state_close(struct state *);
+struct st_rec	*state_get(struct state *, const char *path);
+/* A record for PATH (new ones are empty); change it, then state_save it. */
+struct st_rec	*state_lookup_or_new(struct state *, const char *path);
+int		 state_save(struct state *, struct st_rec *);
+void		 state_del(struct state *, const char *path);
+size_t		 state_count(const struct state *);
+/* Every record at or beneath DIR ("" for all), in no order; caller frees V. */
+size_t		 state_collect(struct state *, const char *dir, struct st_rec ***v);
+/* This node's counter for a new version: persistent, never reused. */
+uint64_t	 state_next_counter(struct state *);
+/* The live records as a manifest to reuse hashes from (manifest_build PREV). */
+struct manifest	*state_manifest(struct state *);
+const char	*state_error(const struct state *);	/* the last write error */
+/* Tombstones older than TTL_NS (realtime) are forgotten; returns how many. */
+size_t		 state_gc(struct state *, int64_t ttl_ns);
+void		 st_rec_clear(struct st_rec *);
+/* Small facts beside the records ("root", "counter", "synced:PEER"). */
+char		*state_get_meta(struct state *, const char *key);	/* caller frees */
+int		 state_set_meta(struct state *, const char *key, const char *value);
+
+/* audit.c: `spoolsync audit` (--audit): compare this tree with every peer's */
+#define SPOOLSYNC_HELLO_AUDIT	0x01	/* HELLO flag: an audit session */
+#define SPOOLSYNC_HELLO_ROOT	0x02	/* HELLO flag: runs as root (owners comparable) */
+#define SPOOLSYNC_MF_FULL	(1ULL << 63)	/* MANIFEST_REQ id bit: hash everything */
+int		 audit_main(struct cli *, int repair);
+
+/* server.c: the daemon's hooks (struct daemon_def) */
+int		 spoolsync_start(struct daemon *, void *conf, char *err, size_t errlen);
+int		 spoolsync_swap(struct daemon *, void *conf, char *err, size_t errlen);
+void		 spoolsync_stop(struct daemon *);
+void		 spoolsync_status(struct daemon *, struct json *);
+void		 spoolsync_command(struct daemon *, struct control_conn *, int, char **);
+void		 spoolsync_print_status(const struct jval *, void *);
 
 #endif

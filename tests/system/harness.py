@@ -852,6 +852,8 @@ class Daemon:
     def start(self, timeout=10.0, wait_ready=True):
         if not os.access(self.binary, os.X_OK):
             raise HarnessError(f"{self.binary} is not built")
+        # A restart appends to the same log: only this run's ready line counts.
+        self.start_mark = self.log_mark()
         self.proc = spawn([self.binary, "run", "-c", self.conf_path], self.log_path,
                           name=self.name, env=self.env(), cwd=self.dir)
         if wait_ready:
@@ -859,7 +861,8 @@ class Daemon:
         return self
 
     def wait_ready(self, timeout=10.0):
-        return self.wait_log(r": ready: ", timeout, what=f"{self.name}'s ready line")
+        return self.wait_log(r": ready: ", timeout, since=getattr(self, "start_mark", 0),
+                             what=f"{self.name}'s ready line")
 
     def wait_log(self, regex, timeout=10.0, since=0, what=None):
         return wait_log(self.log_path, regex, timeout, since=since, proc=self.proc,

@@ -1,0 +1,94 @@
+/* test_pmap.c: the string map keeps every key through growth, replaces and
+ * deletes exactly one, and iterates each entry once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "spoolsync.h"
+
+static void
+test_many_keys_survive_growth_and_deletes(void **state)
+{
+	struct pmap	*m = pmap_new();
+	char		 k[32];
+	long		 i;
+
+	(void)state;
+	for (i = 0; i < 20000; i++) {
+		snprintf(k, sizeof(k), "dir/%ld.dat", i);
+		assert_null(pmap_put(m, k, (void *)(i + 1)));
+	}
+	assert_int_equal(pmap_count(m), 20000);
+	for (i = 0; i < 20000; i += 2) {
+		snprintf(k, sizeof(k), "dir/%ld.dat", i);
+		assert_ptr_equal(pmap_del(m, k), (void *)(i + 1));
+	}
+	assert_int_equal(pmap_count(m), 10000);
+	for (i = 0; i < 20000; i++) {
+		snprintf(k, sizeof(k), "dir/%ld.dat", i);
+		if (i % 2)
+			assert_ptr_equal(pmap_get(m, k), (void *)(i + 1));
+		else
+			assert_null(pmap_get(m, k));
+	}
+	pmap_free(m, NULL);
+}
+
+static void
+test_put_replaces_and_returns_the_old_value(void **state)
+{
+	struct pmap	*m = pmap_new();
+	char		*a = strdup("a"), *b = strdup("b");
+
+	(void)state;
+	assert_null(pmap_put(m, "k", a));
+	assert_ptr_equal(pmap_put(m, "k", b), a);
+	assert_ptr_equal(pmap_get(m, "k"), b);
+	assert_int_equal(pmap_count(m), 1);
+	assert_null(pmap_del(m, "absent"));
+	free(a);
+	pmap_free(m, free);	/* frees b */
+}
+
+static void
+test_iteration_visits_every_entry_once(void **state)
+{
+	struct pmap		*m = pmap_new();
+	struct pmap_iter	 it = { 0, NULL };
+	const char		*key;
+	void			*val;
+	char			 k[32];
+	int			 seen[500] = { 0 }, n = 0;
+
+	(void)state;
+	for (long i = 0; i < 500; i++) {
+		snprintf(k, sizeof(k), "%ld", i);
+		pmap_put(m, k, (void *)i);
+	}
+	while (pmap_next(m, &it, &key, &val)) {
+		assert_int_equal(atol(key), (long)val);
+		seen[(long)val]++;
+		n++;
+	}
+	assert_int_equal(n, 500);
+	for (int i = 0; i < 500; i++)
+		assert_int_equal(seen[i], 1);
+	pmap_free(m, NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_many_keys_survive_growth_and_deletes),
+		cmocka_unit_test(test_put_replaces_and_returns_the_old_value),
+		cmocka_unit_test(test_iteration_visits_every_entry_once),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,341 @@
+/* test_state.c: version vectors order versions as replication needs, and the
+ * state database keeps records, tombstones and the counter across restarts. */
+#include <sys/stat.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "spoolsync.h"
+
+static struct vv
+vv_of(const char *text)
+{
+	struct vv	v = { NULL, 0 };
+
+	assert_int_equal(vv_parse(&v, text), 0);
+	return v;
+}
+
+static void
+expect_order(const char *a, const char *b, enum vv_order want)
+{
+	struct vv	x = vv_of(a), y = vv_of(b);
+
+	assert_int_equal(vv_compare(&x, &y), want);
+	vv_free(&x);
+	vv_free(&y);
+}
+
+static void
+test_vv_orders_newer_older_equal_and_concurrent(void **state)
+{
+	(void)state;
+	expect_order("a:1", "a:1", VV_EQUAL);
+	expect_order("", "", VV_EQUAL);
+	expect_order("a:2", "a:1", VV_AFTER);
+	expect_order("a:1", "a:2", VV_BEFORE);
+	expect_order("a:1,b:1", "a:1", VV_AFTER);
+	expect_order("", "b:1", VV_BEFORE);
+	expect_order("a:2,b:1", "a:1,b:2", VV_CONCURRENT);
+	expect_order("a:1", "b:1", VV_CONCURRENT);
+	/* a zero counter is the same as no entry */
+	expect_order("a:0,b:1", "b:1", VV_EQUAL);
+}
+
+static void
+test_vv_merge_dominates_both_and_author_names_the_newer_side(void **state)
+{
+	struct vv	a = vv_of("a:5,b:1"), b = vv_of("a:3,b:4,c:1"), m = { NULL, 0 };
+
+	(void)state;
+	vv_copy(&m, &a);
+	vv_merge(&m, &b);
+	assert_int_equal(vv_get(&m, "a"), 5);
+	assert_int_equal(vv_get(&m, "b"), 4);
+	assert_int_equal(vv_get(&m, "c"), 1);
+	assert_int_equal(vv_compare(&m, &a), VV_AFTER);
+	assert_int_equal(vv_compare(&m, &b), VV_AFTER);
+	/* both sides of a conflict name the same two authors */
+	assert_string_equal(vv_author(&a, &b), "a");
+	assert_string_equal(vv_author(&b, &a), "c");
+	assert_string_equal(vv_author(&a, &a), "");
+	vv_free(&a);
+	vv_free(&b);
+	vv_free(&m);
+}
+
+static void
+test_vv_text_round_trips_and_refuses_garbage(void **state)
+{
+	struct vv	 v = { NULL, 0 };
+	char		*s;
+
+	(void)state;
+	vv_set(&v, "zed", 7);
+	vv_set(&v, "alpha", 3);
+	vv_set(&v, "alpha", 4);
+	s = vv_format(&v);
+	assert_string_equal(s, "alpha:4,zed:7");	/* sorted: one text per vector */
+	free(s);
+	vv_free(&v);
+	assert_int_equal(vv_parse(&v, "a:1,a:2"), -1);
+	assert_int_equal(vv_parse(&v, "a"), -1);
+	assert_int_equal(vv_parse(&v, "a:x"), -1);
+	assert_int_equal(vv_parse(&v, "bad name:1"), -1);
+	assert_int_equal(vv_parse(&v, "a:99999999999999999999999"), -1);
+	assert_int_equal(v.n, 0);
+}
+
+static void
+test_vv_to_wire_and_back_is_the_same_vector(void **state)
+{
+	struct vv		 v = vv_of("a:1,b:18446744073709551615"), back = { NULL, 0 };
+	struct wire_vv		 w;
+	struct wire_vv_ent	 store[WIRE_VV_MAX];
+
+	(void)state;
+	vv_to_wire(&v, &w, store);
+	assert_int_equal(w.n, 2);
+	assert_int_equal(vv_from_wire(&back, &w), 0);
+	assert_int_equal(vv_compare(&v, &back), VV_EQUAL);
+	assert_int_equal(vv_get(&back, "b"), UINT64_MAX);
+	vv_free(&v);
+	vv_free(&back);
+}
+
+struct fx {
+	char	dir[64];
+	char	root[64];
+};
+
+static int
+setup(void **state)
+{
+	struct fx	*f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_state.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->root, sizeof(f->root), "/srv/spool");
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx	*f = *state;
+	char		 cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static struct state *
+open_state(struct fx *f, const char *root)
+{
+	struct state	*st;
+	char		 err[512];
+
+	st = state_open(f->dir, root, err, sizeof(err));
+	if (st == NULL)
+		fail_msg("state_open: %s", err);
+	return st;
+}
+
+static void
+test_records_survive_a_restart_with_every_field(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	struct st_rec	*r;
+
+	r = state_lookup_or_new(st, "host/accounts/alice.dat");
+	r->type = MF_FILE;
+	r->mode = 0640;
+	r->uid = 115;
+	r->gid = 120;
+	r->size = 1234;
+	r->mtime_ns = 1700000000123456789LL;
+	r->ctime_ns = 1700000000987654321LL;
+	r->ino = 42;
+	r->dev = 2049;
+	r->hash_ok = 1;
+	memset(r->hash, 0xab, sizeof(r->hash));
+	vv_set(&r->vv, "a", 3);
+	vv_set(&r->vv, "b", 9);
+	assert_int_equal(state_save(st, r), 0);
+	r = state_lookup_or_new(st, "host/offline/bob.list");
+	r->type = MF_FILE;
+	r->deleted = 1;
+	r->deleted_ns = 5;
+	r->acked = strdup(",b,");
+	assert_int_equal(state_save(st, r), 0);
+	state_close(st);
+
+	st = open_state(f, f->root);
+	assert_int_equal(state_count(st), 2);
+	r = state_get(st, "host/accounts/alice.dat");
+	assert_non_null(r);
+	assert_int_equal(r->mode, 0640);
+	assert_int_equal(r->uid, 115);
+	assert_int_equal(r->size, 1234);
+	assert_true(r->mtime_ns == 1700000000123456789LL);
+	assert_true(r->ctime_ns == 1700000000987654321LL);
+	assert_int_equal(r->ino, 42);
+	assert_true(r->hash_ok);
+	assert_int_equal(r->hash[31], 0xab);
+	assert_int_equal(vv_get(&r->vv, "b"), 9);
+	r = state_get(st, "host/offline/bob.list");
+	assert_non_null(r);
+	assert_true(r->deleted);
+	assert_string_equal(r->acked, ",b,");
+	state_del(st, "host/offline/bob.list");
+	state_close(st);
+
+	st = open_state(f, f->root);
+	assert_null(state_get(st, "host/offline/bob.list"));
+	state_close(st);
+}
+
+static void
+test_counter_never_goes_back_after_a_restart(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	uint64_t	 a, b;
+
+	a = state_next_counter(st);
+	b = state_next_counter(st);
+	assert_true(b > a);
+	state_close(st);
+	st = open_state(f, f->root);
+	assert_true(state_next_counter(st) > b);
+	state_close(st);
+}
+
+static void
+test_another_root_starts_with_no_records(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	struct st_rec	*r = state_lookup_or_new(st, "x");
+
+	r->type = MF_FILE;
+	state_save(st, r);
+	state_close(st);
+	st = open_state(f, "/srv/other");
+	assert_int_equal(state_count(st), 0);
+	state_close(st);
+}
+
+static void
+test_a_second_daemon_on_the_same_state_dir_is_refused(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root), *st2;
+	char		 err[512];
+
+	st2 = state_open(f->dir, f->root, err, sizeof(err));
+	assert_null(st2);
+	assert_non_null(strstr(err, "in use"));
+	state_close(st);
+}
+
+static void
+test_collect_finds_a_subtree_and_nothing_beside_it(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	const char	*paths[] = { "d", "d/x", "d/e/y", "dd/z", "d.txt", NULL };
+	struct st_rec	**v;
+	size_t		  n;
+
+	for (int i = 0; paths[i] != NULL; i++)
+		state_lookup_or_new(st, paths[i])->type = MF_FILE;
+	n = state_collect(st, "d", &v);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		assert_true(strcmp(v[i]->path, "d") == 0 ||
+		    strncmp(v[i]->path, "d/", 2) == 0);
+	free(v);
+	n = state_collect(st, "", &v);
+	assert_int_equal(n, 5);
+	free(v);
+	state_close(st);
+}
+
+static void
+test_manifest_of_records_feeds_the_hash_cache_sorted(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	struct manifest	*mf;
+	struct st_rec	*r;
+	const char	*paths[] = { "b/x", "a", "b", "a/y", NULL };
+
+	for (int i = 0; paths[i] != NULL; i++) {
+		r = state_lookup_or_new(st, paths[i]);
+		r->type = MF_FILE;
+		r->hash_ok = 1;
+	}
+	state_lookup_or_new(st, "gone")->deleted = 1;
+	mf = state_manifest(st);
+	assert_int_equal(mf->n, 4);
+	for (size_t i = 1; i < mf->n; i++)
+		assert_true(manifest_path_cmp(mf->e[i - 1].path, mf->e[i].path) < 0);
+	assert_non_null(manifest_find(mf, "a/y"));
+	assert_null(manifest_find(mf, "gone"));
+	manifest_free(mf);
+	state_close(st);
+}
+
+static void
+test_gc_forgets_only_old_tombstones(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	struct st_rec	*r;
+
+	r = state_lookup_or_new(st, "old");
+	r->type = MF_FILE;
+	r->deleted = 1;
+	r->deleted_ns = 1;	/* 1970 */
+	state_save(st, r);
+	r = state_lookup_or_new(st, "live");
+	r->type = MF_FILE;
+	state_save(st, r);
+	assert_int_equal(state_gc(st, 3600LL * 1000000000LL), 1);
+	assert_null(state_get(st, "old"));
+	assert_non_null(state_get(st, "live"));
+	state_close(st);
+}
+
+int
+main(void)
+{
+#define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_vv_orders_newer_older_equal_and_concurrent),
+		cmocka_unit_test(test_vv_merge_dominates_both_and_author_names_the_newer_side),
+		cmocka_unit_test(test_vv_text_round_trips_and_refuses_garbage),
+		cmocka_unit_test(test_vv_to_wire_and_back_is_the_same_vector),
+		T(test_records_survive_a_restart_with_every_field),
+		T(test_counter_never_goes_back_after_a_restart),
+		T(test_another_root_starts_with_no_records),
+		T(test_a_second_daemon_on_the_same_state_dir_is_refused),
+		T(test_collect_finds_a_subtree_and_nothing_beside_it),
+		T(test_manifest_of_records_feeds_the_hash_cache_sorted),
+		T(test_gc_forgets_only_old_tombstones),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
