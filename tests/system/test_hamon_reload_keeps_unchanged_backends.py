@@ -60,7 +60,12 @@ def test_a_changed_backend_is_checked_afresh_without_a_blip(prosody_factory,
         hamon.reload()
         hamon.wait_log(r"reload: configuration reloaded", 5, since=mark)
         time.sleep(1.0)
-        assert [states(v) for _, v in sub.views] == [{"a": "up"}]
+        # One new view: the new address (proxyd must move), the state still up.
+        assert [states(v) for _, v in sub.views] == [{"a": "up"}, {"a": "up"}]
+        old, new = sub.views[0][1]["backends"][0], sub.views[1][1]["backends"][0]
+        assert old["address"] == f"127.0.0.1:{pa.port}"
+        assert new["address"] == f"127.0.0.1:{pb.port}"
+        assert sub.views[1][1]["generation"] == sub.views[0][1]["generation"] + 1
         assert "a: up -> down" not in hamon.log_text()[mark:]
         # ... and a dead one: down at its first verdict, without waiting for fall.
         dead = harness.free_port()
