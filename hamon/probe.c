@@ -194,6 +194,7 @@ probe_sock_flush(struct probe_sock *s)
 			return;
 		}
 		s->out_off += (size_t)n;
+		s->out_sent += (size_t)n;
 	}
 	buf_reset(&s->out);
 	s->out_off = 0;
@@ -223,7 +224,13 @@ probe_sock_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n == -1) {
-		probe_fail(s->p, "%s: read: %s", s->stage, strerror(errno));
+		/*
+		 * A TLS server that gets our plaintext header says nothing and
+		 * resets: name the likely cause, the bare errno would not.
+		 */
+		probe_fail(s->p, "%s: read: %s%s", s->stage, strerror(errno),
+		    errno == ECONNRESET && s->in_bytes == 0 && s->out_sent > 0 ?
+		    " before any reply (a TLS-only port?)" : "");
 		return;
 	}
 	if ((s->in_bytes += (size_t)n) > s->in_limit) {

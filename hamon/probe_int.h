@@ -57,6 +57,7 @@ struct probe_sock {
 	struct event	*ev_read, *ev_write;
 	struct buf	 out;
 	size_t		 out_off;
+	size_t		 out_sent;	/* bytes the server has been sent */
 	size_t		 in_bytes, in_limit;
 	const char	*stage;		/* for messages; "connect" until connected */
 	void		(*on_connect)(void *arg);

@@ -57,6 +57,16 @@ close_script(struct srv *s, int fd)
 {
 }
 
+/* What a direct-TLS server does with a plaintext header: reads it, resets. */
+static void
+reset_after_header_script(struct srv *s, int fd)
+{
+	struct linger	lg = { 1, 0 };
+
+	(void)srv_expect(s, fd, "<stream:stream", 1000);
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 static void
 garbage_script(struct srv *s, int fd)
 {
@@ -233,6 +243,17 @@ test_immediate_close_says_closed(void **state)
 	if (strstr(o.r.error, "connection closed by the server after 0 bytes") == NULL)
 		assert_error_has(&o, "Connection reset");
 	assert_true(o.at_ms < 500);
+}
+
+static void
+test_reset_after_our_header_names_a_tls_only_port(void **state)
+{
+	struct outcome	o;
+
+	probe_once(reset_after_header_script, NULL, 1000, &o, NULL);
+	assert_false(o.r.ok);
+	assert_string_equal(o.r.error, "stream: read: Connection reset by peer "
+	    "before any reply (a TLS-only port?)");
 }
 
 static void
@@ -459,6 +480,7 @@ main(void)
 		cmocka_unit_test(test_refused_port_says_connection_refused),
 		cmocka_unit_test(test_silent_server_times_out_at_the_timeout),
 		cmocka_unit_test(test_immediate_close_says_closed),
+		cmocka_unit_test(test_reset_after_our_header_names_a_tls_only_port),
 		cmocka_unit_test(test_garbage_is_not_xml),
 		cmocka_unit_test(test_tls_only_port_is_named),
 		cmocka_unit_test(test_endless_stream_header_is_cut_at_the_byte_bound),
