@@ -10,7 +10,7 @@
  * configured one) as default and "stream" as the only element prefix; an
  * element whose namespace differs from its parent's default gets xmlns='...'
  * (xmlns='' for none); an element in the streams namespace is written
- * stream:name.  Namespaced attributes use xml: for the XML namespace, stream:
+ * stream:name, one in the XML namespace xml:name (it may never be a default).  Namespaced attributes use xml: for the XML namespace, stream:
  * for the streams one, and nsN declared on the same element for any other.
  * The input is what xmlstream.c produced: valid UTF-8, legal characters,
  * NCNames; a C0 control that got in anyway is written as U+FFFD, never raw.
@@ -158,14 +158,18 @@ static void
 serialize_elem(struct buf *b, const struct xml_node *n, const char *dflt)
 {
 	const struct xml_node	*c;
-	int			 stream = serialize_is(n->ns, XML_NS_STREAMS);
-	const char		*inner = dflt;
+	const char		*inner = dflt, *prefix = NULL;
 
+	/* The XML namespace may never be a default one: it keeps its prefix. */
+	if (serialize_is(n->ns, XML_NS_STREAMS))
+		prefix = "stream:";
+	else if (serialize_is(n->ns, XML_NS_XML))
+		prefix = "xml:";
 	buf_addc(b, '<');
-	if (stream)
-		buf_adds(b, "stream:");
+	if (prefix != NULL)
+		buf_adds(b, prefix);
 	buf_adds(b, n->name);
-	if (!stream && !serialize_ns_eq(n->ns, dflt)) {
+	if (prefix == NULL && !serialize_ns_eq(n->ns, dflt)) {
 		buf_adds(b, " xmlns='");
 		if (n->ns != NULL)
 			serialize_attr_value(b, n->ns, strlen(n->ns));
@@ -184,7 +188,9 @@ serialize_elem(struct buf *b, const struct xml_node *n, const char *dflt)
 		else
 			serialize_elem(b, c, inner);
 	}
-	buf_adds(b, stream ? "</stream:" : "</");
+	buf_adds(b, "</");
+	if (prefix != NULL)
+		buf_adds(b, prefix);
 	buf_adds(b, n->name);
 	buf_addc(b, '>');
 }

@@ -156,6 +156,21 @@ test_namespaces_are_declared_where_they_change(void **state)
 	free(out);
 }
 
+/* Found by the hostile-input suite: xmlns='<the XML namespace>' is illegal. */
+static void
+test_elements_in_the_xml_namespace_keep_their_prefix(void **state)
+{
+	const char	 in[] = HDR
+	    "<message><xml:x>t</xml:x><x xmlns='urn:x'><xml:y><z/></xml:y></x>"
+	    "</message>";
+	char		*out = copy(in, sizeof(in) - 1, NULL, NULL);
+
+	assert_non_null(strstr(out, "<message><xml:x>t</xml:x><x xmlns='urn:x'>"
+	    "<xml:y><z/></xml:y></x></message>"));
+	assert_null(strstr(out, "1998/namespace"));
+	free(out);
+}
+
 static void
 test_a_configured_content_namespace_is_the_default(void **state)
 {
@@ -377,6 +392,7 @@ main(void)
 		cmocka_unit_test(test_control_characters_are_never_written_raw),
 		cmocka_unit_test(test_header_declares_content_namespace_and_stream_prefix),
 		cmocka_unit_test(test_namespaces_are_declared_where_they_change),
+		cmocka_unit_test(test_elements_in_the_xml_namespace_keep_their_prefix),
 		cmocka_unit_test(test_a_configured_content_namespace_is_the_default),
 		cmocka_unit_test(test_login_round_trips_to_the_same_trees),
 		cmocka_unit_test(test_each_stanza_tree_equals_its_reparsed_copy),
