@@ -1,24 +1,263 @@
 /*
- * conf.c: proxyd's configuration: the YAML file, validated whole, into a plain
- * struct proxyd_conf that reload swaps in only when it is valid.
+ * conf.c: proxyd's configuration: the YAML file, validated whole (listeners,
+ * certificates, limits, domains), into a plain struct proxyd_conf that
+ * reload swaps in only when it is valid.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "proxyd.h"
 
-static const char *const proxyd_keys[] = { NULL };
+#define CONF_MAX_LISTEN		64
+#define CONF_MAX_DOMAINS	100000
+#define CONF_MAX_SIZE		(1024ULL * 1024 * 1024)
+#define CONF_MAX_TIMEOUT_MS	(24LL * 3600 * 1000)
+
+static const char *const proxyd_keys[] = {
+	"listen", "hamon", "tls", "require_tls", "limits", "domains", NULL
+};
+static const char *const listen_keys[] = { "address", "tls", NULL };
+static const char *const tls_keys[] = { "cert", "key", NULL };
+static const char *const listen_tls_names[] = { "none", "starttls", "direct", NULL };
+static const char *const limits_keys[] = {
+	"stanza_bytes", "stanza_bytes_preauth", "depth", "attributes",
+	"attribute_bytes", "text_bytes", "namespaces", "buffer_bytes",
+	"buffer_bytes_preauth", "stanzas_per_second", "stanza_timeout",
+	"auth_timeout", NULL
+};
+static const char *const domain_keys[] = {
+	"name", "max_connections", "prefer", "limits", "tls", NULL
+};
+
+static void
+conf_limits_default(struct limits_conf *l)
+{
+	xmlfilter_limits_default(&l->xml);
+	l->stanzas_per_second = 50;
+	l->stanza_timeout_ms = 30000;
+	l->auth_timeout_ms = 60000;
+}
+
+static void
+conf_size(struct cfg_errs *errs, const struct cfg_node *m, const char *key,
+    uint64_t min, size_t *out)
+{
+	uint64_t	v = *out;
+
+	if (cfg_get_size(errs, m, key, 0, min, CONF_MAX_SIZE, &v) == 0)
+		*out = (size_t)v;
+}
+
+static void
+conf_count(struct cfg_errs *errs, const struct cfg_node *m, const char *key,
+    int64_t min, int64_t max, size_t *out)
+{
+	int64_t	v = (int64_t)*out;
+
+	if (cfg_get_int(errs, m, key, 0, min, max, &v) == 0)
+		*out = (size_t)v;
+}
+
+/* Keys absent from N keep what L holds already (the defaults, or the
+ * global limits for a domain). */
+static void
+conf_limits(struct cfg_errs *errs, const struct cfg_node *parent,
+    struct limits_conf *l)
+{
+	const struct cfg_node	*m;
+	char			 err[256];
+
+	if ((m = cfg_get_map(errs, parent, "limits", 0)) == NULL)
+		return;
+	cfg_check_keys(errs, m, limits_keys);
+	conf_size(errs, m, "stanza_bytes", 256, &l->xml.stanza_bytes);
+	conf_size(errs, m, "stanza_bytes_preauth", 256, &l->xml.stanza_bytes_preauth);
+	conf_count(errs, m, "depth", 2, XML_LIMIT_MAX_DEPTH, &l->xml.depth);
+	conf_count(errs, m, "attributes", 1, 100000, &l->xml.attrs);
+	conf_size(errs, m, "attribute_bytes", 16, &l->xml.attr_bytes);
+	conf_size(errs, m, "text_bytes", 16, &l->xml.text_bytes);
+	conf_count(errs, m, "namespaces", 1, 1000, &l->xml.ns_decls);
+	conf_size(errs, m, "buffer_bytes", 4096, &l->xml.buffer_bytes);
+	conf_size(errs, m, "buffer_bytes_preauth", 4096, &l->xml.buffer_bytes_preauth);
+	cfg_get_int(errs, m, "stanzas_per_second", 0, 0, 1000000,
+	    &l->stanzas_per_second);
+	cfg_get_duration_ms(errs, m, "stanza_timeout", 0, 100, CONF_MAX_TIMEOUT_MS,
+	    &l->stanza_timeout_ms);
+	cfg_get_duration_ms(errs, m, "auth_timeout", 0, 100, CONF_MAX_TIMEOUT_MS,
+	    &l->auth_timeout_ms);
+	if (xmlfilter_limits_check(&l->xml, err, sizeof(err)) == -1)
+		cfg_err(errs, m, "limits", "%s", err);
+}
+
+static void
+conf_file(struct cfg_errs *errs, const struct cfg_node *m, const char *key,
+    const char **out)
+{
+	if (cfg_get_str(errs, m, key, 1, out) != 0 || *out == NULL)
+		return;
+	if (access(*out, R_OK) == -1) {
+		cfg_err(errs, cfg_map_get(m, key), key, "cannot read %s: %s", *out,
+		    strerror(errno));
+		*out = NULL;
+	}
+}
+
+static void
+conf_tls(struct cfg_errs *errs, const struct cfg_node *parent,
+    struct tls_conf *t)
+{
+	const struct cfg_node	*m;
+
+	if ((m = cfg_get_map(errs, parent, "tls", 0)) == NULL)
+		return;
+	cfg_check_keys(errs, m, tls_keys);
+	conf_file(errs, m, "cert", &t->cert);
+	conf_file(errs, m, "key", &t->key);
+}
+
+static void
+conf_listen(struct cfg_errs *errs, const struct cfg_node *root,
+    struct proxyd_conf *c)
+{
+	const struct cfg_node	*list, *ln;
+	struct listen_conf	*l;
+	size_t			 i, j;
+
+	/* None is allowed: an idle proxyd that a reload can fill. */
+	if ((list = cfg_get_list(errs, root, "listen", 0)) == NULL)
+		return;
+	if (list->n > CONF_MAX_LISTEN) {
+		cfg_err(errs, list, "listen", "%zu entries, at most %d", list->n,
+		    CONF_MAX_LISTEN);
+		return;
+	}
+	c->listen = xcalloc(list->n + 1, sizeof(*c->listen));
+	for (i = 0; i < list->n; i++) {
+		ln = list->vals[i];
+		if (cfg_expect(errs, ln, "listen", CFG_MAP) == -1)
+			continue;
+		l = &c->listen[c->nlisten++];
+		cfg_check_keys(errs, ln, listen_keys);
+		cfg_get_addr(errs, ln, "address", 1, &l->addr);
+		l->tls = LISTEN_TLS_STARTTLS;
+		cfg_get_enum(errs, ln, "tls", 0, listen_tls_names, &l->tls);
+		for (j = 0; j + 1 < c->nlisten && l->addr.len > 0; j++)
+			if (strcmp(c->listen[j].addr.text, l->addr.text) == 0)
+				cfg_err(errs, cfg_map_get(ln, "address"), "address",
+				    "%s is listed twice", l->addr.text);
+	}
+}
+
+static int
+conf_name_valid(const char *s)
+{
+	size_t	n = strlen(s);
+
+	return n > 0 && n <= 1023 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789.-_") == n && s[0] != '.' &&
+	    s[n - 1] != '.';
+}
+
+static void
+conf_domain(struct cfg_errs *errs, const struct cfg_node *dn,
+    const struct proxyd_conf *c, struct domain_conf *d)
+{
+	cfg_check_keys(errs, dn, domain_keys);
+	d->limits = c->limits;
+	if (cfg_get_str(errs, dn, "name", 1, &d->name) == 0 && d->name != NULL &&
+	    !conf_name_valid(d->name)) {
+		cfg_err(errs, cfg_map_get(dn, "name"), "name", "'%s' is not a domain "
+		    "name (letters, digits, . - _)", d->name);
+		d->name = NULL;
+	}
+	cfg_get_int(errs, dn, "max_connections", 0, 0, 100000000,
+	    &d->max_connections);
+	cfg_get_str(errs, dn, "prefer", 0, &d->prefer);
+	conf_limits(errs, dn, &d->limits);
+	conf_tls(errs, dn, &d->tls);
+}
+
+static void
+conf_domains(struct cfg_errs *errs, const struct cfg_node *root,
+    struct proxyd_conf *c)
+{
+	const struct cfg_node	*list, *dn;
+	struct domain_conf	*d;
+	size_t			 i, j;
+
+	/* None is allowed: every stream then gets host-unknown. */
+	if ((list = cfg_get_list(errs, root, "domains", 0)) == NULL)
+		return;
+	if (list->n > CONF_MAX_DOMAINS) {
+		cfg_err(errs, list, "domains", "%zu domains, at most %d", list->n,
+		    CONF_MAX_DOMAINS);
+		return;
+	}
+	c->domains = xcalloc(list->n + 1, sizeof(*c->domains));
+	for (i = 0; i < list->n; i++) {
+		dn = list->vals[i];
+		if (cfg_expect(errs, dn, "domains", CFG_MAP) == -1)
+			continue;
+		d = &c->domains[c->ndomains++];
+		conf_domain(errs, dn, c, d);
+		for (j = 0; d->name != NULL && j + 1 < c->ndomains; j++)
+			if (c->domains[j].name != NULL &&
+			    strcasecmp(c->domains[j].name, d->name) == 0)
+				cfg_err(errs, cfg_map_get(dn, "name"), "name",
+				    "domain '%s' is listed twice", d->name);
+	}
+}
+
+/* Rules between keys: TLS listeners need a certificate somewhere. */
+static void
+conf_cross(struct cfg_errs *errs, const struct cfg_node *root,
+    struct proxyd_conf *c)
+{
+	size_t	i, j;
+	int	all_certs = 1;
+
+	for (j = 0; j < c->ndomains; j++)
+		if (c->domains[j].tls.cert == NULL)
+			all_certs = 0;
+	for (i = 0; i < c->nlisten; i++) {
+		/* An unreadable tls: file was reported already. */
+		if (c->listen[i].tls != LISTEN_TLS_NONE && c->tls.cert == NULL &&
+		    cfg_map_get(root, "tls") == NULL && !all_certs)
+			cfg_err(errs, cfg_map_get(root, "listen"), "listen",
+			    "%s uses TLS: give tls: {cert, key} (or one for every "
+			    "domain)", c->listen[i].addr.text);
+		if (c->listen[i].tls == LISTEN_TLS_NONE && c->require_tls)
+			cfg_err(errs, cfg_map_get(root, "require_tls"), "require_tls",
+			    "%s has tls: none: with require_tls use starttls or "
+			    "direct", c->listen[i].addr.text);
+	}
+}
 
 void *
 proxyd_conf_load(const char *path, struct cfg_errs *errs)
 {
 	struct proxyd_conf	*c = xcalloc(1, sizeof(*c));
+	const struct cfg_node	*root;
 	size_t			 before = errs->n;
 
 	common_conf_defaults(&c->common, "proxyd");
+	conf_limits_default(&c->limits);
+	c->hamon = "/run/jabber-ha/hamon.sock";
 	if ((c->doc = common_conf_load(path, errs)) == NULL)
 		goto fail;
-	cfg_check_keys(errs, c->doc->root, common_conf_keys_with(proxyd_keys));
-	common_conf_parse(errs, c->doc->root, &c->common);
+	root = c->doc->root;
+	cfg_check_keys(errs, root, common_conf_keys_with(proxyd_keys));
+	common_conf_parse(errs, root, &c->common);
+	cfg_get_str(errs, root, "hamon", 0, &c->hamon);
+	cfg_get_bool(errs, root, "require_tls", 0, &c->require_tls);
+	conf_tls(errs, root, &c->tls);
+	conf_limits(errs, root, &c->limits);
+	conf_listen(errs, root, c);
+	conf_domains(errs, root, c);
+	conf_cross(errs, root, c);
 	if (errs->n > before)
 		goto fail;
 	return c;
@@ -34,6 +273,8 @@ proxyd_conf_free(void *p)
 
 	if (c == NULL)
 		return;
+	free(c->listen);
+	free(c->domains);
 	cfg_free(c->doc);
 	free(c);
 }
@@ -44,4 +285,26 @@ proxyd_conf_common(const void *p)
 	const struct proxyd_conf	*c = p;
 
 	return &c->common;
+}
+
+int
+proxyd_conf_check(const char *path, struct cfg_errs *errs)
+{
+	void	*c;
+
+	if ((c = proxyd_conf_load(path, errs)) == NULL)
+		return -1;
+	proxyd_conf_free(c);
+	return 0;
+}
+
+const struct domain_conf *
+proxyd_conf_domain(const struct proxyd_conf *c, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < c->ndomains; i++)
+		if (strcasecmp(c->domains[i].name, name) == 0)
+			return &c->domains[i];
+	return NULL;
 }

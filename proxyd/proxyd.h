@@ -334,8 +334,9 @@ struct listener	*listener_new(struct event_base *, const struct listen_conf *,
 		    void (*accept)(int fd, const struct sockaddr *, socklen_t,
 		    const struct listen_conf *, void *), void *arg, char *err, size_t);
 void		 listener_free(struct listener *);
-/* Reload: the same address and mode, from the new config. */
+/* Reload: the same address (its tls mode may change), from the new config. */
 void		 listener_set_conf(struct listener *, const struct listen_conf *);
+const struct listen_conf *listener_conf(const struct listener *);
 
 /* session.c: one client connection from accept to close */
 struct session;
@@ -349,6 +350,7 @@ struct session_ctx {
 	struct metrics		*metrics;
 	uint64_t		 accepted, refused, no_backend, tls_failures;
 	uint64_t		 errors[XML_COND_COUNT];	/* stream errors sent */
+	size_t			 trimmed;	/* parser bytes freed since malloc_trim */
 };
 void		 session_accept(struct session_ctx *, int fd, const struct sockaddr *,
 		    socklen_t, const struct listen_conf *);
@@ -359,6 +361,7 @@ size_t		 session_count_backend(const struct session_ctx *, const char *backend);
 void		 session_list_json(const struct session_ctx *, struct json *,
 		    const char *domain);
 int		 session_kick(struct session_ctx *, const char *jid);	/* sessions ended */
-void		 session_close_all(struct session_ctx *, enum xml_cond, const char *text);
+/* Stop: every session gets COND, what can be written at once is, all freed. */
+void		 session_shutdown(struct session_ctx *, enum xml_cond, const char *text);
 
 #endif

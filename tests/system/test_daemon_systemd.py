@@ -131,6 +131,11 @@ def test_the_shipped_example_config_validates(workdir, name):
         with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
             f.write(os.urandom(32))
         text = text.replace("/etc/jabber-ha/cluster.key", key)
+    if name == "proxyd":
+        # The example names the production certificate; point it at a real one.
+        cert, key = harness.make_cert(workdir, "example.com")
+        text = text.replace("/etc/jabber-ha/tls/example.com.pem", cert)
+        text = text.replace("/etc/jabber-ha/tls/example.com.key", key)
     path = os.path.join(workdir, f"{name}.yaml")
     with open(path, "w") as f:
         f.write(text)

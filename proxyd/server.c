@@ -1,0 +1,385 @@
+/*
+ * server.c: the running proxyd: listeners, TLS contexts and hamon's view
+ * wired to the sessions; reload, status, the control commands (sessions,
+ * kick) and the metrics.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "proxyd.h"
+
+#define SERVER_SWEEP_MS		1000
+
+struct proxyd {
+	struct daemon		*d;
+	struct session_ctx	 ctx;
+	struct listener		**ls;
+	size_t			 nls;
+	/* Retired on reload, freed at stop: a handshake begun under an old
+	 * set may still call its SNI callback. */
+	struct tls_set		**old_tls;
+	size_t			 nold_tls;
+	struct event		*ev_sweep;
+};
+
+static struct proxyd *
+server_get(struct daemon *d)
+{
+	return d->arg;
+}
+
+static void
+server_accept_cb(int fd, const struct sockaddr *sa, socklen_t salen,
+    const struct listen_conf *lc, void *arg)
+{
+	struct proxyd	*p = arg;
+
+	if (p->d->stopping) {
+		close(fd);
+		return;
+	}
+	session_accept(&p->ctx, fd, sa, salen, lc);
+}
+
+static void
+server_view_cb(const struct pview *old, const struct pview *cur, void *arg)
+{
+	struct proxyd	*p = arg;
+
+	session_view_changed(&p->ctx, cur);
+}
+
+static void
+server_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxyd	*p = arg;
+
+	session_sweep(&p->ctx);
+}
+
+static int
+server_needs_tls(const struct proxyd_conf *c)
+{
+	size_t	i;
+
+	for (i = 0; i < c->nlisten; i++)
+		if (c->listen[i].tls != LISTEN_TLS_NONE)
+			return 1;
+	return 0;
+}
+
+static void
+server_collect_cb(struct metrics *m, void *arg)
+{
+	struct proxyd		*p = server_get(arg);
+	const struct proxyd_conf *c;
+	const struct pview	*v;
+	char			 labels[512];
+	size_t			 i;
+	struct buf		 b;
+
+	/* Registered for the daemon's life; proxyd may be stopped already. */
+	if (p == NULL || p->ctx.hv == NULL)
+		return;
+	c = p->ctx.conf;
+	v = hview_current(p->ctx.hv);
+
+	metric_set(metrics_gauge(m, "proxyd_sessions", NULL,
+	    "Client connections open now."), (double)p->ctx.count);
+	metric_set(metrics_counter(m, "proxyd_accepted_total", NULL,
+	    "Client connections accepted."), (double)p->ctx.accepted);
+	metric_set(metrics_counter(m, "proxyd_refused_total", NULL,
+	    "Connections refused by max_connections."), (double)p->ctx.refused);
+	metric_set(metrics_counter(m, "proxyd_no_backend_total", NULL,
+	    "Streams ended because no backend was eligible."),
+	    (double)p->ctx.no_backend);
+	metric_set(metrics_counter(m, "proxyd_tls_failures_total", NULL,
+	    "TLS handshakes that failed."), (double)p->ctx.tls_failures);
+	metric_set(metrics_gauge(m, "proxyd_hamon_connected", NULL,
+	    "1 while the view subscription to hamon is up."),
+	    (double)hview_connected(p->ctx.hv));
+	metric_set(metrics_gauge(m, "proxyd_view_generation", NULL,
+	    "The generation of hamon's view in force."), (double)v->generation);
+	buf_init(&b);
+	for (i = 1; i < XML_COND_COUNT; i++) {
+		if (p->ctx.errors[i] == 0)
+			continue;
+		buf_reset(&b);
+		metrics_label(&b, "condition", xmlfilter_cond_name(i));
+		metric_set(metrics_counter(m, "proxyd_stream_errors_total", b.data,
+		    "Stream errors sent to clients."), (double)p->ctx.errors[i]);
+	}
+	for (i = 0; i < c->ndomains; i++) {
+		buf_reset(&b);
+		metrics_label(&b, "domain", c->domains[i].name);
+		metric_set(metrics_gauge(m, "proxyd_domain_sessions", b.data,
+		    "Sessions per domain."),
+		    (double)session_count_domain(&p->ctx, c->domains[i].name));
+	}
+	for (i = 0; i < v->n; i++) {
+		buf_reset(&b);
+		metrics_label(&b, "backend", v->b[i].name);
+		snprintf(labels, sizeof(labels), "%s", b.data);
+		metric_set(metrics_gauge(m, "proxyd_backend_sessions", labels,
+		    "Sessions per backend."),
+		    (double)session_count_backend(&p->ctx, v->b[i].name));
+	}
+	buf_free(&b);
+}
+
+/*
+ * Make the listeners match C: an address kept keeps its socket (and takes
+ * its new tls mode), a new one is bound, a gone one closed.  Nothing changes
+ * unless every new address could be bound.
+ */
+static int
+server_listen(struct proxyd *p, const struct proxyd_conf *c, char *err,
+    size_t errlen)
+{
+	struct listener	**nls = xcalloc(c->nlisten + 1, sizeof(*nls));
+	char		 *kept = xcalloc(p->nls + 1, 1);
+	size_t		  i, j;
+
+	for (i = 0; i < c->nlisten; i++) {
+		for (j = 0; j < p->nls; j++)
+			if (!kept[j] && strcmp(listener_conf(p->ls[j])->addr.text,
+			    c->listen[i].addr.text) == 0)
+				break;
+		if (j < p->nls) {
+			kept[j] = 1;
+			nls[i] = p->ls[j];
+			continue;
+		}
+		if ((nls[i] = listener_new(p->d->base, &c->listen[i],
+		    server_accept_cb, p, err, errlen)) == NULL)
+			goto fail;
+	}
+	for (j = 0; j < p->nls; j++)
+		if (!kept[j])
+			listener_free(p->ls[j]);
+	for (i = 0; i < c->nlisten; i++)
+		listener_set_conf(nls[i], &c->listen[i]);
+	free(p->ls);
+	free(kept);
+	p->ls = nls;
+	p->nls = c->nlisten;
+	return 0;
+fail:
+	for (j = 0; j < i; j++) {
+		for (size_t k = 0; k < p->nls; k++)
+			if (nls[j] == p->ls[k])
+				nls[j] = NULL;
+		listener_free(nls[j]);
+	}
+	free(nls);
+	free(kept);
+	return -1;
+}
+
+int
+proxyd_start(struct daemon *d, void *conf, char *err, size_t errlen)
+{
+	struct proxyd_conf	*c = conf;
+	struct proxyd		*p = xcalloc(1, sizeof(*p));
+	struct timeval		 tv = { SERVER_SWEEP_MS / 1000, 0 };
+
+	p->d = d;
+	d->arg = p;
+	p->ctx.base = d->base;
+	p->ctx.conf = c;
+	p->ctx.metrics = d->metrics;
+	if (server_needs_tls(c) &&
+	    (p->ctx.tls = tls_set_new(c, err, errlen)) == NULL)
+		goto fail;
+	if (server_listen(p, c, err, errlen) == -1)
+		goto fail;
+	if (c->nlisten == 0)
+		log_warnx("no listen in the configuration: no client can connect");
+	p->ctx.hv = hview_new(d->base, c->hamon, server_view_cb, p);
+	p->ev_sweep = event_new(d->base, -1, EV_PERSIST, server_sweep_cb, p);
+	event_add(p->ev_sweep, &tv);
+	metrics_on_collect(d->metrics, server_collect_cb, d);
+	return 0;
+fail:
+	proxyd_stop(d);
+	return -1;
+}
+
+int
+proxyd_swap(struct daemon *d, void *conf, char *err, size_t errlen)
+{
+	struct proxyd		*p = server_get(d);
+	struct proxyd_conf	*c = conf;
+	struct tls_set		*ts = NULL;
+
+	/* Certificates are read again: a renewed one takes effect now. */
+	if (server_needs_tls(c) && (ts = tls_set_new(c, err, errlen)) == NULL)
+		return -1;
+	if (server_listen(p, c, err, errlen) == -1) {
+		tls_set_free(ts);
+		return -1;
+	}
+	if (p->ctx.tls != NULL) {
+		p->old_tls = xreallocarray(p->old_tls, p->nold_tls + 1,
+		    sizeof(*p->old_tls));
+		p->old_tls[p->nold_tls++] = p->ctx.tls;
+	}
+	p->ctx.tls = ts;
+	if (strcmp(p->ctx.conf->hamon, c->hamon) != 0) {
+		hview_free(p->ctx.hv);
+		p->ctx.hv = hview_new(d->base, c->hamon, server_view_cb, p);
+	}
+	p->ctx.conf = c;
+	return 0;
+}
+
+void
+proxyd_stop(struct daemon *d)
+{
+	struct proxyd	*p = server_get(d);
+	size_t		 i;
+
+	if (p == NULL)
+		return;
+	d->arg = NULL;
+	for (i = 0; i < p->nls; i++)
+		listener_free(p->ls[i]);
+	free(p->ls);
+	/* The loop ends after this turn: every session is told and freed now. */
+	session_shutdown(&p->ctx, XML_COND_SYSTEM_SHUTDOWN, "proxyd is stopping");
+	if (p->ev_sweep != NULL)
+		event_free(p->ev_sweep);
+	hview_free(p->ctx.hv);
+	tls_set_free(p->ctx.tls);
+	for (i = 0; i < p->nold_tls; i++)
+		tls_set_free(p->old_tls[i]);
+	free(p->old_tls);
+	free(p);
+}
+
+static void
+server_counts(struct proxyd *p, struct json *j)
+{
+	const struct proxyd_conf *c = p->ctx.conf;
+	const struct pview	*v = hview_current(p->ctx.hv);
+	size_t			 i;
+
+	json_key(j, "domains");
+	json_arr_begin(j);
+	for (i = 0; i < c->ndomains; i++) {
+		json_obj_begin(j);
+		json_kv_str(j, "name", c->domains[i].name);
+		json_kv_uint(j, "sessions", session_count_domain(&p->ctx,
+		    c->domains[i].name));
+		json_kv_int(j, "max_connections", c->domains[i].max_connections);
+		{
+			const struct pbackend *b = placement_pick(v,
+			    c->domains[i].name, c->domains[i].prefer);
+
+			json_kv_str(j, "backend", b != NULL ? b->name : NULL);
+		}
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+	json_key(j, "backend_sessions");
+	json_obj_begin(j);
+	for (i = 0; i < v->n; i++)
+		json_kv_uint(j, v->b[i].name, session_count_backend(&p->ctx,
+		    v->b[i].name));
+	json_obj_end(j);
+}
+
+void
+proxyd_status(struct daemon *d, struct json *j)
+{
+	struct proxyd	*p = server_get(d);
+	size_t		 i;
+
+	if (p == NULL)
+		return;
+	json_kv_uint(j, "sessions", p->ctx.count);
+	json_kv_uint(j, "accepted", p->ctx.accepted);
+	json_kv_uint(j, "refused", p->ctx.refused);
+	json_kv_uint(j, "no_backend", p->ctx.no_backend);
+	json_kv_uint(j, "tls_failures", p->ctx.tls_failures);
+	json_key(j, "listen");
+	json_arr_begin(j);
+	for (i = 0; i < p->ctx.conf->nlisten; i++)
+		json_str(j, p->ctx.conf->listen[i].addr.text);
+	json_arr_end(j);
+	server_counts(p, j);
+	if (p->ctx.hv != NULL) {
+		if (!hview_connected(p->ctx.hv) && hview_last_error(p->ctx.hv))
+			json_kv_str(j, "warning", "hamon is unreachable: the last "
+			    "view stays in force");
+		hview_status(p->ctx.hv, j);
+	}
+}
+
+static void
+server_cmd_sessions(struct proxyd *p, struct control_conn *conn, int argc,
+    char **argv)
+{
+	struct json	j;
+
+	if (argc > 2) {
+		control_reply_error(conn, "usage: sessions [DOMAIN]");
+		return;
+	}
+	json_init(&j);
+	session_list_json(&p->ctx, &j, argc == 2 ? argv[1] : NULL);
+	control_reply(conn, json_text(&j));
+	json_free(&j);
+}
+
+static void
+server_cmd_kick(struct proxyd *p, struct control_conn *conn, int argc,
+    char **argv)
+{
+	struct json	 j;
+	const char	*c;
+	int		 n;
+
+	if (argc != 2) {
+		control_reply_error(conn, "usage: kick JID");
+		return;
+	}
+	for (c = argv[1]; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+			control_reply_error(conn, "kick: a JID has no control "
+			    "characters");
+			return;
+		}
+	if ((n = session_kick(&p->ctx, argv[1])) == 0) {
+		control_reply_error(conn, "no session of %s", argv[1]);
+		return;
+	}
+	log_info("kick %s: %d session%s ended", argv[1], n, n == 1 ? "" : "s");
+	json_init(&j);
+	json_obj_begin(&j);
+	json_kv_str(&j, "jid", argv[1]);
+	json_kv_int(&j, "kicked", n);
+	json_obj_end(&j);
+	control_reply(conn, json_text(&j));
+	json_free(&j);
+}
+
+void
+proxyd_command(struct daemon *d, struct control_conn *conn, int argc,
+    char **argv)
+{
+	struct proxyd	*p = server_get(d);
+
+	if (p == NULL || d->stopping)
+		control_reply_error(conn, "proxyd is stopping");
+	else if (strcmp(argv[0], "sessions") == 0)
+		server_cmd_sessions(p, conn, argc, argv);
+	else if (strcmp(argv[0], "kick") == 0)
+		server_cmd_kick(p, conn, argc, argv);
+	else
+		control_reply_error(conn, "unknown command '%s' (proxyd knows: "
+		    "status, sessions, kick, reload, version, ping)", argv[0]);
+}

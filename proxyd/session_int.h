@@ -1,0 +1,71 @@
+/*
+ * session_int.h: the session as session.c, sasl.c and upstream handling share
+ * it; nothing outside proxyd's session layer includes this.
+ */
+#ifndef PROXYD_SESSION_INT_H
+#define PROXYD_SESSION_INT_H
+
+#define NS_TLS		"urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL		"urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND		"urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_STREAM_ERR	"urn:ietf:params:xml:ns:xmpp-streams"
+
+/* Past this much unsent output toward one side, stop reading the other. */
+#define SESSION_HIGH_WATER	(256 * 1024)
+#define SESSION_LOW_WATER	(64 * 1024)
+
+enum session_state {
+	SS_TLS,		/* TLS handshake (direct TLS, or after <proceed/>) */
+	SS_HEADER,	/* waiting for the client's stream header */
+	SS_PRETLS,	/* STARTTLS offered; only <starttls/> may come */
+	SS_SWITCHING,	/* <proceed/> being written; then the handshake */
+	SS_RELAY,	/* the backend is connected: stanzas flow both ways */
+	SS_CLOSING	/* ended; freed once the last bytes are out */
+};
+
+struct session {
+	struct session		*prev, *next;
+	struct session_ctx	*ctx;
+	uint64_t		 id;
+	int			 fd;
+	int			 state;		/* enum session_state */
+	int			 listen_tls;	/* enum listen_tls */
+	unsigned		 tls:1, authed:1, client_header:1, up_header:1,
+				 up_open:1, up_error:1, bev_owns_fd:1;
+	struct bufferevent	*cbev, *ubev;
+	struct xmlstream	*cx, *ux;
+	struct event		*ev_free;
+	struct xml_limits	 xml;
+	int64_t			 rate, stanza_timeout_ms, auth_timeout_ms;
+	double			 tokens;
+	uint64_t		 tok_ms;
+	char			*domain, *prefer, *backend;
+	char			*pending_user, *user, *jid;
+	char			 addr[64];
+	uint64_t		 since_ms, start_mono, last_mono;
+	uint64_t		 bytes_in, bytes_out, stanzas_in, stanzas_out;
+};
+
+/* session.c */
+void		 session_free(struct session *);
+void		 session_end(struct session *, enum xml_cond, const char *text);
+struct buf	*session_buf(void);	/* the serialiser's scratch, emptied */
+void		 session_to_client(struct session *, const struct buf *);
+void		 session_to_backend(struct session *, const struct buf *);
+void		 session_new_client_parser(struct session *);
+/* Peer text for a log line: control characters become '?'. */
+const char	*session_clean(const char *, char *out, size_t outlen);
+
+/* upstream.c: the backend side */
+/* Connects to the domain's backend; -1: the session is ended already. */
+int		 upstream_connect(struct session *);
+
+/* sasl.c: who the session is, from the SASL exchange it relays */
+void		 sasl_client_element(struct session *, const struct xml_node *);
+/* 1 when N is the backend's <success/>: the session is authenticated. */
+int		 sasl_backend_element(struct session *, const struct xml_node *);
+/* Pure: the authcid of a PLAIN message, the n= of a SCRAM client-first. */
+char		*sasl_plain_authcid(const unsigned char *, size_t);
+char		*sasl_scram_name(const unsigned char *, size_t);
+
+#endif
