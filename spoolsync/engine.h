@@ -76,6 +76,7 @@ struct item {
 	int		 attempts;
 	int		 force_whole;
 	int		 ae;		/* queued by anti-entropy */
+	uint64_t	 moves;		/* the peer's moves queued before it */
 };
 TAILQ_HEAD(itemq, item);
 
@@ -256,6 +257,7 @@ struct peer {
 	struct itemq	 outbox;
 	struct pmap	*queued;	/* path -> its ITEM_PATH in the outbox */
 	size_t		 nqueued;
+	uint64_t	 moves;		/* move hints queued so far */
 	struct pmap	*pk;		/* path -> struct pk */
 	struct ae	 ae;
 	/* figures */

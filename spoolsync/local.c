@@ -8,6 +8,7 @@
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -495,6 +496,55 @@ sync_cmp_path(const void *a, const void *b)
 	return manifest_path_cmp(*(char *const *)a, *(char *const *)b);
 }
 
+/*
+ * Everything beneath the directory DIR as it is now: its records were left
+ * behind by a move whose hint did not apply (a later move, a directory
+ * created and moved before we looked), so each path is checked afresh.
+ */
+static void
+sync_check_tree(struct spoolsync *sp, const char *dir, int depth)
+{
+	struct dirent	*de;
+	struct stat	 st;
+	DIR		*d;
+	char		 err[256], *q;
+	int		 fd;
+
+	if (depth > 256 ||
+	    (fd = path_open_dir(sp->rootfd, dir, err, sizeof(err))) == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    exclude_is_temp(de->d_name))
+			continue;
+		xasprintf(&q, "%s/%s", dir, de->d_name);
+		if (!exclude_match(sp->ex, q)) {
+			sync_check_and_enqueue(sp, q);
+			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISDIR(st.st_mode))
+				sync_check_tree(sp, q, depth + 1);
+		}
+		free(q);
+	}
+	closedir(d);
+}
+
+/* The hint "mv FROM TO" holds only if TO is now the directory FROM was. */
+static int
+sync_dir_moved_here(struct spoolsync *sp, const char *from, const char *to)
+{
+	const struct st_rec	*r = state_get(sp->st, from);
+	struct stat		 st;
+
+	return r != NULL && !r->deleted && r->type == MF_DIR &&
+	    sync_lstat(sp, to, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    r->ino == (uint64_t)st.st_ino && r->dev == (uint64_t)st.st_dev;
+}
+
 static void
 sync_move_dir(struct spoolsync *sp, const char *from, const char *to)
 {
@@ -502,6 +552,7 @@ sync_move_dir(struct spoolsync *sp, const char *from, const char *to)
 	struct stat	  st;
 	size_t		  n, i, flen = strlen(from), live = 0, nto = 0;
 	char		**tos, **froms, *q;
+	int		  hinted = 0;
 
 	n = state_collect(sp->st, from, &v);
 	for (i = 0; i < n; i++)
@@ -511,8 +562,11 @@ sync_move_dir(struct spoolsync *sp, const char *from, const char *to)
 	for (i = 0; i < n; i++)
 		froms[i] = xstrdup(v[i]->path);
 	free(v);
-	if (live > 0 && !exclude_match(sp->ex, to))
+	if (live > 0 && !exclude_match(sp->ex, to) &&
+	    sync_dir_moved_here(sp, from, to)) {
 		sync_enqueue_move_all(sp, from, to, 1, NULL);
+		hinted = 1;
+	}
 	qsort(froms, n, sizeof(*froms), sync_cmp_path);
 	for (i = 0; i < n; i++) {
 		r = state_get(sp->st, froms[i]);
@@ -525,8 +579,13 @@ sync_move_dir(struct spoolsync *sp, const char *from, const char *to)
 			r = state_get(sp->st, froms[i]);
 			sync_carry(sp, tr, r, &st);
 			tos[nto++] = q;
-		} else
+		} else {
+			/* The hint takes it there on the peer, but it is not
+			 * here (moved on, deleted): that path must follow. */
+			if (hinted)
+				sync_enqueue_all(sp, q);
 			free(q);
+		}
 	}
 	/* Children first: a directory is empty when its delete arrives. */
 	for (i = n; i-- > 0;) {
@@ -548,6 +607,8 @@ sync_move_dir(struct spoolsync *sp, const char *from, const char *to)
 	free(tos);
 	/* What we had no record of, and the directory itself if new. */
 	sync_check_and_enqueue(sp, to);
+	if (!exclude_match(sp->ex, to))
+		sync_check_tree(sp, to, 0);
 }
 
 static void

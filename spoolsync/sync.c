@@ -66,6 +66,67 @@ pk_forget(struct peer *p, const char *path, int subtree)
 	free(v);
 }
 
+/* PATH may or may not be on the peer now, with unknown content. */
+static void
+pk_unsure(struct peer *p, const char *path, uint8_t type)
+{
+	struct pk	*k = pmap_get(p->pk, path);
+
+	if (k == NULL) {
+		k = xcalloc(1, sizeof(*k));
+		pmap_put(p->pk, path, k);
+	}
+	k->type = type;
+	k->mode = k->uid = k->gid = UINT32_MAX;
+	k->size = UINT64_MAX;
+	k->mtime_ns = -1;
+	memset(k->hash, 0, sizeof(k->hash));
+	k->ino = 0;
+	k->ts_ms = now_mono_ms();
+}
+
+/*
+ * A move is going out.  Until it is acked, and if the peer does not take
+ * the hint, what the peer holds at FROM and TO (and beneath them) is
+ * unknown: a change of either queued behind the move must be neither
+ * judged unchanged nor, once deleted here, skipped as never shipped.
+ */
+static void
+pk_unsure_move(struct peer *p, const struct item *it)
+{
+	struct pmap_iter	 pi = { 0, NULL };
+	const char		*key;
+	void			*val;
+	char			**v = NULL, *to;
+	uint8_t			*types = NULL;
+	size_t			 n = 0, flen = strlen(it->from), tlen = strlen(it->path);
+
+	pk_unsure(p, it->from, it->is_dir ? MF_DIR : MF_FILE);
+	pk_unsure(p, it->path, it->is_dir ? MF_DIR : MF_FILE);
+	if (!it->is_dir)
+		return;
+	while (pmap_next(p->pk, &pi, &key, &val)) {
+		if ((strncmp(key, it->from, flen) == 0 && key[flen] == '/') ||
+		    (strncmp(key, it->path, tlen) == 0 && key[tlen] == '/')) {
+			v = xreallocarray(v, n + 1, sizeof(*v));
+			types = xreallocarray(types, n + 1, 1);
+			v[n] = xstrdup(key);
+			types[n++] = ((struct pk *)val)->type;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		pk_unsure(p, v[i], types[i]);
+		if (strncmp(v[i], it->from, flen) == 0 && v[i][flen] == '/') {
+			xasprintf(&to, "%s%s", it->path, v[i] + flen);
+			pk_unsure(p, to, types[i]);
+			free(to);
+		}
+		free(v[i]);
+	}
+	free(v);
+	free(types);
+}
+
 /* Outboxes. */
 
 void
@@ -106,13 +167,16 @@ sync_enqueue(struct peer *p, const char *path, int ae)
 
 	if (p->sp->mode == MODE_RECEIVE)
 		return;
-	if ((it = pmap_get(p->queued, path)) != NULL) {
+	/* Never merged into an item queued before a move: that one ships
+	 * before the move, and the replica would move what it brought. */
+	if ((it = pmap_get(p->queued, path)) != NULL && it->moves == p->moves) {
 		if (!ae)
 			it->ae = 0;
 		return;
 	}
 	it = item_new(ITEM_PATH, path);
 	it->ae = ae;
+	it->moves = p->moves;
 	TAILQ_INSERT_TAIL(&p->outbox, it, entry);
 	pmap_put(p->queued, path, it);
 	p->nqueued++;
@@ -136,6 +200,7 @@ sync_enqueue_move(struct peer *p, const char *from, const char *to, int is_dir,
 	if (p->sp->mode == MODE_RECEIVE || peer_up_link(p) == NULL)
 		return;
 	it = item_new(ITEM_MOVE, to);
+	it->moves = p->moves++;
 	it->from = xstrdup(from);
 	it->is_dir = is_dir;
 	if (vv != NULL)
@@ -206,21 +271,29 @@ sync_next_item(struct link *l, uint64_t now, uint64_t *wake)
 {
 	struct peer	*p = l->peer;
 	struct item	*it;
-	int		 scanned = 0, skipped = 0;
+	int		 scanned = 0, skipped = 0, barrier;
 
 	TAILQ_FOREACH(it, &p->outbox, entry) {
 		if (scanned++ == SYNC_SCAN_MAX)
 			return NULL;
-		if (sync_is_barrier(l->sp, it) && (skipped || sync_unsent(l)))
+		barrier = sync_is_barrier(l->sp, it);
+		if (barrier && (skipped || sync_unsent(l)))
 			return NULL;
 		if (it->not_before_ms > now) {
 			if (*wake == 0 || it->not_before_ms < *wake)
 				*wake = it->not_before_ms;
+			if (barrier)
+				return NULL;
 			skipped++;
 			continue;
 		}
 		if (pmap_get(l->busy, it->path) != NULL ||
 		    (it->from != NULL && pmap_get(l->busy, it->from) != NULL)) {
+			/* Nothing may overtake a barrier that waits: a change
+			 * of FROM queued after "mv FROM TO" would land first
+			 * and be moved along with it. */
+			if (barrier)
+				return NULL;
 			skipped++;
 			continue;
 		}
@@ -252,6 +325,8 @@ sync_pump(struct link *l, size_t *budget)
 		if ((it = sync_next_item(l, now, &wake)) == NULL)
 			break;
 		sync_unqueue(p, it);
+		if (it->kind == ITEM_MOVE)
+			pk_unsure_move(p, it);
 		send_start(l, it);
 		if (!link_alive(l))
 			return;
