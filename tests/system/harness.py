@@ -568,7 +568,8 @@ class MariaDB:
                                 "--clear-groups", "--", "mariadb-install-db", "--no-defaults",
                                 "--datadir=" + tdata,
                                 "--auth-root-authentication-method=normal",
-                                "--skip-test-db"] + self.server_opts,
+                                "--skip-test-db", "--tmpdir=" + tdir]
+                               + self.server_opts,
                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                timeout=60, cwd=tdir)
             if r.returncode != 0:
@@ -583,7 +584,9 @@ class MariaDB:
     def start(self, timeout=20.0):
         if not os.path.isdir(self.datadir):
             self.install()
+        # Its own tmpdir: $TMPDIR may not be writable by mysql.
         self.proc = spawn(["mariadbd", "--no-defaults", "--datadir=" + self.datadir,
+                           "--tmpdir=" + self.dir,
                            "--socket=" + self.socket, "--port=%d" % self.port,
                            "--bind-address=127.0.0.1", "--skip-networking=0",
                            "--pid-file=" + os.path.join(self.dir, "mariadbd.pid"),
