@@ -43,6 +43,7 @@ struct check {
 	struct check_hyst	 h;
 	int64_t			 latency_us;	/* of the last good probe, -1 */
 	int64_t			 lag_ms;
+	char			 peers_gone[sizeof(((struct check_result *)0)->peers_gone)];
 	char			 error[CHECK_ERROR_MAX];
 };
 
@@ -144,8 +145,15 @@ check_apply(struct check *c, uint64_t seq, uint64_t start_ns,
 		return;
 	c->applied = seq;
 	ok = r->ok && (c->kind != CHECK_SPOOLSYNC || r->synced);
-	if (c->kind == CHECK_SPOOLSYNC)
+	if (c->kind == CHECK_SPOOLSYNC) {
 		c->lag_ms = r->ok ? r->lag_ms : -1;
+		/* No hysteresis: the view weighs it against the peers' states. */
+		if (strcmp(c->peers_gone, r->ok ? r->peers_gone : "") != 0) {
+			snprintf(c->peers_gone, sizeof(c->peers_gone), "%s",
+			    r->ok ? r->peers_gone : "");
+			sched_changed(s);
+		}
+	}
 	if (ok)
 		c->latency_us = (int64_t)r->latency_us;
 	else
@@ -337,6 +345,7 @@ backend_new(struct check_sched *s, const struct backend_conf *bc)
 	c->password_file = sched_dup(bc->password_file);
 	c->login_password = sched_dup(bc->login_password);
 	c->spoolsync_url = sched_dup(bc->spoolsync_url);
+	c->spool_node = sched_dup(bc->spool_node);
 	c->exec_command = sched_dup(bc->exec_command);
 	b->target.backend = c->name;
 	b->target.address = c->address;
@@ -368,6 +377,7 @@ backend_free(struct sched_backend *b)
 		explicit_bzero(c->login_password, strlen(c->login_password));
 	free(c->login_password);
 	free((char *)c->spoolsync_url);
+	free((char *)c->spool_node);
 	free((char *)c->exec_command);
 	free(b);
 }
@@ -502,6 +512,8 @@ backend_observe(const struct sched_backend *b, struct observation *o)
 
 	memset(o, 0, sizeof(*o));
 	o->name = b->conf.name;
+	o->spool_node = b->conf.spool_node;
+	o->peers_gone = "";
 	o->address = b->conf.address_numeric;
 	o->checked = o->alive = 1;
 	o->latency_us = o->lag_ms = -1;
@@ -515,6 +527,7 @@ backend_observe(const struct sched_backend *b, struct observation *o)
 			o->has_sync = 1;
 			o->synced = c->h.state == 1;
 			o->lag_ms = c->lag_ms;
+			o->peers_gone = c->peers_gone;
 		}
 		if (c->h.fail_run > o->failures)
 			o->failures = c->h.fail_run;

@@ -96,7 +96,30 @@ check_spoolsync_url_parse(const char *url, char *host, size_t hostlen,
 
 /* ---------------------------------------------------------------- verdict */
 
-/* Every peer connected, in sync and within max_lag; the first that is not says why. */
+/*
+ * Every peer connected, in sync and within max_lag; the first that is not
+ * says why.  A peer whose link is down but which this spool had caught up
+ * with is listed in peers_gone instead: the view knows whether that peer's
+ * own backend is down, in which case this spool is the most complete there
+ * is and must stay eligible (or a dead host would take its survivor down).
+ */
+static void
+spoolsync_gone(struct check_spoolsync *c, const char *name)
+{
+	char	*g = c->p.res.peers_gone;
+	size_t	 len = strlen(g), n = strlen(name);
+
+	/* A list that would not fit says so: "?" names no backend. */
+	if (len + n + 3 > sizeof(c->p.res.peers_gone)) {
+		if (len + 2 < sizeof(c->p.res.peers_gone) && strstr(g, "?") == NULL)
+			strcat(g, len > 0 ? " ?" : "?");
+		return;
+	}
+	if (len > 0)
+		g[len++] = ' ';
+	memcpy(g + len, name, n + 1);
+}
+
 static void
 spoolsync_judge(struct check_spoolsync *c, const struct jval *peers)
 {
@@ -116,13 +139,21 @@ spoolsync_judge(struct check_spoolsync *c, const struct jval *peers)
 		name = jval_str(peer, "name") != NULL ? jval_str(peer, "name") : "?";
 		lag = jval_num(peer, "lag_ms", -1);
 		queued = jval_num(peer, "queued", 0);
-		if (lag > (double)c->p.res.lag_ms)
+		/* A dead peer's backlog grows without bound: not this spool's lag. */
+		if (jval_bool(peer, "connected", 0) && lag > (double)c->p.res.lag_ms)
 			c->p.res.lag_ms = lag > 1e15 ? (int64_t)1e15 : (int64_t)lag;
 		if (why[0] != '\0')
 			continue;
-		if (!jval_bool(peer, "connected", 0))
-			snprintf(why, sizeof(why), "peer %.60s: not connected", name);
-		else if (!jval_bool(peer, "in_sync", 0))
+		if (!jval_bool(peer, "connected", 0)) {
+			if (!hamon_name_valid(name))
+				snprintf(why, sizeof(why), "bad answer: peer %zu has "
+				    "no valid name", i);
+			else if (jval_bool(peer, "caught_up", 0))
+				spoolsync_gone(c, name);
+			else
+				snprintf(why, sizeof(why), "peer %.60s: not connected "
+				    "(and this spool had not caught up with it)", name);
+		} else if (!jval_bool(peer, "in_sync", 0))
 			snprintf(why, sizeof(why), "peer %.60s: not in sync (%.0f queued)",
 			    name, queued);
 		else if (c->max_lag_ms >= 0 && lag > (double)c->max_lag_ms)

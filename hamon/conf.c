@@ -21,7 +21,7 @@ static const char *const hamon_keys[] = {
 };
 static const char *const backend_keys[] = {
 	"name", "address", "domain", "checks", "login", "spoolsync", "max_lag",
-	"exec", NULL
+	"spool_node", "exec", NULL
 };
 static const char *const login_keys[] = { "user", "password_file", NULL };
 static const char *const kind_names[CHECK_NKINDS + 1] = {
@@ -74,6 +74,7 @@ backend_conf_equal(const struct backend_conf *a, const struct backend_conf *b)
 	    conf_str_eq(a->login_password, b->login_password) &&
 	    conf_str_eq(a->spoolsync_url, b->spoolsync_url) &&
 	    a->max_lag_ms == b->max_lag_ms &&
+	    conf_str_eq(a->spool_node, b->spool_node) &&
 	    conf_str_eq(a->exec_command, b->exec_command);
 }
 
@@ -189,6 +190,12 @@ conf_spoolsync(struct cfg_errs *errs, const struct cfg_node *bn,
 	const char		*u;
 
 	cfg_get_duration_ms(errs, bn, "max_lag", 0, 0, 3600000, &b->max_lag_ms);
+	if (cfg_get_str(errs, bn, "spool_node", 0, &b->spool_node) == 0 &&
+	    b->spool_node != NULL && !hamon_name_valid(b->spool_node)) {
+		cfg_err(errs, cfg_map_get(bn, "spool_node"), "spool_node", "'%s' "
+		    "is not a spoolsync node name", b->spool_node);
+		b->spool_node = NULL;
+	}
 	if (!(b->checks & CHECK_BIT(CHECK_SPOOLSYNC))) {
 		if (sn != NULL)
 			cfg_err(errs, sn, "spoolsync", "given, but 'spoolsync' is "

@@ -22,6 +22,7 @@ struct backend_conf {
 	char		*login_password;	/* owned: password_file's first line */
 	const char	*spoolsync_url;
 	int64_t		 max_lag_ms;
+	const char	*spool_node;	/* its spoolsync node name (default: name) */
 	const char	*exec_command;
 };
 
@@ -72,6 +73,13 @@ struct check_result {
 	 * every peer link is up and lag <= max_lag. */
 	int		 synced;
 	int64_t		 lag_ms;	/* worst peer lag, -1 unknown */
+	/*
+	 * Peers whose link is down but which this spool had caught up with
+	 * before it dropped, space-separated.  They do not count against
+	 * synced: the view decides, since only it knows whether that peer's
+	 * own backend is gone (then this spool is the best there is).
+	 */
+	char		 peers_gone[256];
 	int		 exec_status;	/* CHECK_EXEC: exit status, or -1 */
 	char		 error[256];	/* why not ok (or the plugin's first line) */
 };
@@ -132,6 +140,8 @@ struct observation {
 	unsigned	 failures;	/* consecutive, of its worst check */
 	const char	*last_error;	/* of a failing check, "" when none fails */
 	int64_t		 lag_ms;	/* spool lag, -1: unknown */
+	const char	*spool_node;	/* NULL: the same as name */
+	const char	*peers_gone;	/* check_result's, "" when none */
 };
 struct view_backend {
 	char			*name;

@@ -81,6 +81,54 @@ view_find(const struct view *v, const char *name)
 	return NULL;
 }
 
+/*
+ * A spool whose peers are gone: those peer links are down, but this spool
+ * had caught up with each before its link dropped.  If every such peer's own
+ * backend is down, in maint, or unsynced by its own checks (its spoolsync
+ * itself is broken: no domain may be placed there), this spool holds all
+ * that anyone may use, and the backend stays up: a whole host dying must not
+ * take its survivor down with it.  A peer that is up or draining (serving
+ * sessions whose writes this spool cannot see) or unknown to hamon keeps it
+ * unsynced.  FIRST holds the states before this rule: order-free.
+ */
+static void
+view_peers_gone(const struct observation *obs, size_t n, size_t i,
+    const enum backend_state *first, struct view *out)
+{
+	struct view_backend	*b = &out->backends[i];
+	const char		*g = obs[i].peers_gone, *node;
+	char			 name[HAMON_NAME_MAX + 1], why[160] = "";
+	size_t			 len, j;
+	int			 gone;
+
+	while (g != NULL && *(g += strspn(g, " ")) != '\0') {
+		len = strcspn(g, " ");
+		snprintf(name, sizeof(name), "%.*s", (int)len, g);
+		g += len;
+		gone = 0;
+		for (j = 0; j < n; j++) {
+			node = obs[j].spool_node != NULL ? obs[j].spool_node :
+			    obs[j].name;
+			if (j != i && strcmp(node, name) == 0)
+				gone = first[j] == BACKEND_DOWN ||
+				    first[j] == BACKEND_MAINT ||
+				    first[j] == BACKEND_UNSYNCED;
+		}
+		if (!gone) {
+			b->state = BACKEND_UNSYNCED;
+			snprintf(why, sizeof(why), "spoolsync: peer %s not connected "
+			    "and its backend is serving or unknown", name);
+			break;
+		}
+		snprintf(why, sizeof(why), "spoolsync: peer %s gone (its backend "
+		    "is not serving); this spool had caught up with it", name);
+	}
+	if (b->last_error[0] == '\0' && why[0] != '\0') {
+		free(b->last_error);
+		b->last_error = xstrdup(why);
+	}
+}
+
 /* The same index first: the order rarely changes, so this stays linear. */
 static const struct view_backend *
 view_find_hint(const struct view *v, const char *name, size_t hint)
@@ -123,6 +171,7 @@ view_compute(const struct observation *obs, const enum admin_state *admin,
 {
 	const struct view_backend	*pb;
 	struct view_backend		*b;
+	enum backend_state		*first;
 	size_t				 i;
 
 	memset(out, 0, sizeof(*out));
@@ -141,6 +190,17 @@ view_compute(const struct observation *obs, const enum admin_state *admin,
 		b->last_error = xstrdup(obs[i].last_error != NULL ?
 		    obs[i].last_error : "");
 		b->lag_ms = obs[i].lag_ms;
+	}
+	first = xcalloc(n + 1, sizeof(*first));
+	for (i = 0; i < n; i++)
+		first[i] = out->backends[i].state;
+	for (i = 0; i < n; i++)
+		if (first[i] == BACKEND_UP)
+			view_peers_gone(obs, n, i, first, out);
+	free(first);
+	for (i = 0; i < n; i++) {
+		b = &out->backends[i];
+		b->eligible = b->state == BACKEND_UP;
 		pb = view_find_hint(prev, b->name, i);
 		/* Checks restarted by a reload: no blip until their first verdict. */
 		if (!obs[i].checked && pb != NULL && pb->admin == b->admin) {

@@ -615,6 +615,7 @@ ae_finish(struct peer *p, int ok)
 	ae->done_ms = now_mono_ms();
 	ae->ok_since_up = 1;
 	if (ae->clean) {
+		ae->caught_up = 1;
 		p->error_pending = 0;
 		if (sp->mode == MODE_BIDIR && !ae_synced(p) &&
 		    sp_peer_queued(p) == 0)
@@ -723,6 +724,8 @@ ae_link_up(struct link *l)
 
 	ae->ok_since_up = 0;
 	ae->clean = 0;
+	ae->caught_up = 0;
+	ae->down_ms = 0;
 	ae->backoff_ms = AE_RETRY_MIN_MS;
 	ae_start(l->peer, 0, "link up");
 }
@@ -747,6 +750,7 @@ ae_link_down(struct link *l, int was_up)
 	l->peer->ae.again = l->peer->ae.again_full = 0;
 	l->peer->ae.ok_since_up = 0;
 	l->peer->ae.clean = 0;
+	l->peer->ae.down_ms = now_mono_ms();
 	evtimer_del(l->peer->ae.ev_timer);
 }
 

@@ -25,7 +25,9 @@ struct evp_md_ctx_st;
 #define LINK_OUT_LOW		(1 * 1024 * 1024)	/* resume below this */
 #define LINK_OUT_MAX		(64 * 1024 * 1024)	/* a peer that never reads */
 #define LINK_FRAMES_PER_READ	256
-#define SYNC_WINDOW		256	/* changes in flight per link */
+#define SYNC_WINDOW		2048	/* changes in flight per link */
+#define SYNC_OPEN_MAX		64	/* of those, not yet wholly sent (< SYNC_RX_MAX) */
+#define SYNC_COMMIT_MAX		2048	/* received files being committed per link */
 #define SYNC_PUMP_BUDGET	(2 * 1024 * 1024)	/* bytes per pump turn */
 #define SYNC_SMALL_MAX		(1024 * 1024)	/* read and hashed on the loop */
 #define SYNC_RX_MAX		256	/* files arriving at once on a link */
@@ -37,6 +39,9 @@ struct evp_md_ctx_st;
 #define AE_MANIFEST_MAX		(512 * 1024 * 1024)
 #define AE_RETRY_MIN_MS		500
 #define AE_RECIPROCAL_MS	1000	/* a peer's AE starts ours unless this recent */
+#define AE_DEFER_RECHECK_MS	250	/* a pass due while files flow: look again */
+#define AE_DEFER_MAX_MS		30000	/* and run it anyway after this long */
+#define AE_QUIET_MS		200	/* nothing heard this long: the traffic settled */
 #define STATE_TOMB_TTL_NS	(30LL * 24 * 3600 * 1000000000LL)
 #define SYNC_CLOCK_SKEW_NS	0
 
@@ -243,6 +248,15 @@ struct ae {
 	int		 again, again_full;	/* asked while running */
 	uint64_t	 abandoned_id;	/* a pass given up: its manifest is dropped */
 	int		 repair_done;	/* a full pass since the repair began */
+	uint64_t	 deferred_ms;	/* a pass waits for the traffic since then */
+	/*
+	 * This node had caught up with the peer: a clean pass on the current
+	 * link, or on the last one if it is down now.  Kept when the link
+	 * drops, so that hamon can tell "the peer is gone, this spool holds all
+	 * it ever shipped" from "this spool never caught up since start".
+	 */
+	int		 caught_up;
+	uint64_t	 down_ms;	/* monotonic: when the last up link dropped */
 };
 
 struct peer {

@@ -213,6 +213,12 @@ sp_status_peer(struct spoolsync *sp, struct peer *p, struct json *j)
 	json_kv_str(j, "address", p->addr.text);
 	json_kv_bool(j, "connected", peer_up_link(p) != NULL);
 	json_kv_bool(j, "in_sync", sp_peer_in_sync(sp, p));
+	/* Inbound: a send-mode root is the truth, it lacks nothing. */
+	json_kv_bool(j, "caught_up", sp->mode == MODE_SEND || p->ae.caught_up);
+	if (peer_up_link(p) == NULL && p->ae.down_ms != 0)
+		json_kv_uint(j, "down_ms", now - p->ae.down_ms);
+	else
+		json_kv_str(j, "down_ms", NULL);
 	json_kv_uint(j, "queued", sp_peer_queued(p));
 	json_kv_uint(j, "lag_ms", sp_peer_lag_ms(sp, p));
 	json_kv_uint(j, "bytes_literal", p->bytes_literal);
@@ -311,18 +317,19 @@ spoolsync_print_status(const struct jval *v, void *arg)
 	    sp_jstr(v, "root", "?"), jval_num(v, "local_pending", 0),
 	    jval_num(v, "local_pending", 0) == 1 ? "" : "s",
 	    jval_num(v, "conflicts", 0), jval_num(v, "conflicts", 0) == 1 ? "" : "s");
-	printf("%-16s %-9s %-7s %7s %8s %10s %10s %7s %8s %9s  %s\n", "PEER",
-	    "CONNECTED", "IN_SYNC", "QUEUED", "LAG_MS", "LITERAL", "MATCHED", "SENT",
+	printf("%-16s %-9s %-7s %-9s %7s %8s %10s %10s %7s %8s %9s  %s\n", "PEER",
+	    "CONNECTED", "IN_SYNC", "CAUGHT_UP", "QUEUED", "LAG_MS", "LITERAL", "MATCHED", "SENT",
 	    "RECEIVED", "CONFLICTS", "LAST_ERROR");
 	for (size_t i = 0; peers != NULL && peers->type == J_ARR && i < peers->n;
 	    i++) {
 		p = peers->items[i];
 		sp_human_bytes(jval_num(p, "bytes_literal", 0), lit, sizeof(lit));
 		sp_human_bytes(jval_num(p, "bytes_matched", 0), mat, sizeof(mat));
-		printf("%-16s %-9s %-7s %7.0f %8.0f %10s %10s %7.0f %8.0f %9.0f  %s\n",
-		    sp_jstr(p, "name", "?"),
+		printf("%-16s %-9s %-7s %-9s %7.0f %8.0f %10s %10s %7.0f %8.0f "
+		    "%9.0f  %s\n", sp_jstr(p, "name", "?"),
 		    jval_bool(p, "connected", 0) ? "yes" : "no",
 		    jval_bool(p, "in_sync", 0) ? "yes" : "no",
+		    jval_bool(p, "caught_up", 0) ? "yes" : "no",
 		    jval_num(p, "queued", 0), jval_num(p, "lag_ms", 0), lit, mat,
 		    jval_num(p, "files_sent", 0), jval_num(p, "files_received", 0),
 		    jval_num(p, "conflicts", 0), sp_jstr(p, "last_error", "-"));
@@ -365,6 +372,10 @@ sp_metrics_cb(struct metrics *m, void *arg)
 		sp_metric(m, 0, "spoolsync_peer_in_sync", p->name,
 		    "1 when the peer holds everything (nothing queued, last "
 		    "anti-entropy clean).", sp_peer_in_sync(sp, p));
+		sp_metric(m, 0, "spoolsync_peer_caught_up", p->name,
+		    "1 when this node had caught up with the peer (a clean "
+		    "anti-entropy on the current link, or the last one).",
+		    sp->mode == MODE_SEND || p->ae.caught_up);
 		sp_metric(m, 0, "spoolsync_peer_queued", p->name,
 		    "Changes queued or in flight to the peer.", sp_peer_queued(p));
 		sp_metric(m, 0, "spoolsync_peer_lag_seconds", p->name,

@@ -128,7 +128,9 @@ test_a_peer_down_or_behind_is_unsynced(void **state)
 	    2000, &o);
 	assert_true(o.r.ok);
 	assert_false(o.r.synced);
-	assert_string_equal(o.r.error, "peer b: not connected");
+	assert_string_equal(o.r.error, "peer b: not connected (and this spool had "
+	    "not caught up with it)");
+	assert_string_equal(o.r.peers_gone, "");
 
 	spoolsync_body("{\"peers\":[{\"name\":\"b\",\"connected\":true,\"in_sync\":false,"
 	    "\"queued\":12,\"lag_ms\":5}]}", 2000, &o);
@@ -152,6 +154,29 @@ test_lag_over_max_lag_is_unsynced(void **state)
 	spoolsync_body("{\"peers\":[{\"name\":\"b\",\"connected\":true,\"in_sync\":true,"
 	    "\"lag_ms\":3200}]}", -1, &o);
 	assert_true(o.r.synced);
+}
+
+/* A down link to a peer this spool had caught up with is left to the view. */
+static void
+test_gone_peers_that_were_caught_up_are_listed_not_judged(void **state)
+{
+	struct outcome	o;
+
+	spoolsync_body("{\"peers\":[{\"name\":\"a\",\"connected\":false,"
+	    "\"caught_up\":true,\"lag_ms\":90000,\"queued\":500},"
+	    "{\"name\":\"c\",\"connected\":true,\"in_sync\":true,\"lag_ms\":7},"
+	    "{\"name\":\"d\",\"connected\":false,\"caught_up\":true}]}", 2000, &o);
+	assert_true(o.r.ok);
+	assert_true(o.r.synced);
+	assert_string_equal(o.r.peers_gone, "a d");
+	assert_int_equal(o.r.lag_ms, 7);	/* a dead peer's backlog is not lag */
+
+	/* A hostile name cannot smuggle extra names into the list. */
+	spoolsync_body("{\"peers\":[{\"name\":\"a b\",\"connected\":false,"
+	    "\"caught_up\":true}]}", 2000, &o);
+	assert_false(o.r.synced);
+	assert_string_equal(o.r.peers_gone, "");
+	assert_non_null(strstr(o.r.error, "no valid name"));
 }
 
 static void
@@ -296,6 +321,7 @@ main(void)
 		cmocka_unit_test(test_every_peer_in_sync_is_synced_with_the_worst_lag),
 		cmocka_unit_test(test_a_peer_down_or_behind_is_unsynced),
 		cmocka_unit_test(test_lag_over_max_lag_is_unsynced),
+		cmocka_unit_test(test_gone_peers_that_were_caught_up_are_listed_not_judged),
 		cmocka_unit_test(test_no_peers_is_unsynced),
 		cmocka_unit_test(test_http_errors_and_bad_json_are_not_ok),
 		cmocka_unit_test(test_a_truncated_reply_is_said),

@@ -361,6 +361,105 @@ test_address_change_bumps_generation_and_is_published(void **state)
 	view_free(&v2);
 }
 
+/* Whole-host death: the survivor's spool lost its peer link, but had caught up. */
+static void
+test_a_spool_whose_peer_died_with_its_backend_stays_eligible(void **unused)
+{
+	struct observation	o[3];
+	struct view		v;
+
+	o[0] = obs("a", 1, 0, 1, 0);		/* the dead host */
+	o[1] = obs("b", 1, 1, 1, 1);
+	o[1].peers_gone = "a";
+	view_compute(o, NULL, 2, NULL, "h", T0, &v);
+	assert_int_equal(v.backends[0].state, BACKEND_DOWN);
+	assert_int_equal(v.backends[1].state, BACKEND_UP);
+	assert_true(v.backends[1].eligible);
+	assert_non_null(strstr(v.backends[1].last_error, "peer a gone"));
+	view_free(&v);
+
+	/* The peer's backend serving: it may hold writes b lacks. */
+	o[0] = obs("a", 1, 1, 1, 1);
+	view_compute(o, NULL, 2, NULL, "h", T0, &v);
+	assert_int_equal(v.backends[1].state, BACKEND_UNSYNCED);
+	assert_false(v.backends[1].eligible);
+	assert_non_null(strstr(v.backends[1].last_error, "peer a not connected"));
+	view_free(&v);
+	view_compute(o, (enum admin_state[]){ ADMIN_DRAIN, ADMIN_READY }, 2,
+	    NULL, "h", T0, &v);
+	assert_int_equal(v.backends[1].state, BACKEND_UNSYNCED);
+	view_free(&v);
+
+	/* Alive but unsynced by its own spoolsync check: not serving, so gone. */
+	o[0] = obs("a", 1, 1, 1, 0);
+	view_compute(o, NULL, 2, NULL, "h", T0, &v);
+	assert_int_equal(v.backends[0].state, BACKEND_UNSYNCED);
+	assert_int_equal(v.backends[1].state, BACKEND_UP);
+	view_free(&v);
+
+	/* A partition: each lost the other, both serving: neither may take over. */
+	o[0] = obs("a", 1, 1, 1, 1);
+	o[0].peers_gone = "b";
+	view_compute(o, NULL, 2, NULL, "h", T0, &v);
+	assert_int_equal(v.backends[0].state, BACKEND_UNSYNCED);
+	assert_int_equal(v.backends[1].state, BACKEND_UNSYNCED);
+	view_free(&v);
+	o[0].peers_gone = NULL;
+
+	/* maint counts as gone; an unknown peer name never does. */
+	view_compute(o, (enum admin_state[]){ ADMIN_MAINT, ADMIN_READY }, 2,
+	    NULL, "h", T0, &v);
+	assert_int_equal(v.backends[1].state, BACKEND_UP);
+	view_free(&v);
+	o[1].peers_gone = "a zz";
+	o[0] = obs("a", 1, 0, 1, 0);
+	view_compute(o, NULL, 2, NULL, "h", T0, &v);
+	assert_int_equal(v.backends[1].state, BACKEND_UNSYNCED);
+	assert_non_null(strstr(v.backends[1].last_error, "peer zz"));
+	view_free(&v);
+
+	/* spool_node maps spoolsync's node names onto backends. */
+	o[0].name = "prosody-a";
+	o[0].spool_node = "a";
+	o[1].peers_gone = "a";
+	view_compute(o, NULL, 2, NULL, "h", T0, &v);
+	assert_int_equal(v.backends[1].state, BACKEND_UP);
+	view_free(&v);
+
+	/* Two survivors of a third: each sees only its own gone peers. */
+	o[0] = obs("a", 1, 0, 1, 0);
+	o[1] = obs("b", 1, 1, 1, 1);
+	o[2] = obs("c", 1, 1, 1, 1);
+	o[1].peers_gone = "a";
+	o[2].peers_gone = "a b";
+	view_compute(o, NULL, 3, NULL, "h", T0, &v);
+	assert_int_equal(v.backends[1].state, BACKEND_UP);
+	assert_int_equal(v.backends[2].state, BACKEND_UNSYNCED);
+	view_free(&v);
+}
+
+/* A failing check's own error is what on-call needs first: never overwritten. */
+static void
+test_peers_gone_never_hides_a_check_error_or_revives_a_down_backend(void **unused)
+{
+	struct observation	o[2];
+	struct view		v;
+
+	o[0] = obs("a", 1, 0, 1, 0);
+	o[1] = obs("b", 1, 1, 1, 0);		/* unsynced for its own reason */
+	o[1].peers_gone = "a";
+	o[1].last_error = "spoolsync: peer c: lag 9000 ms > 2000 ms";
+	view_compute(o, NULL, 2, NULL, "h", T0, &v);
+	assert_int_equal(v.backends[1].state, BACKEND_UNSYNCED);
+	assert_string_equal(v.backends[1].last_error, o[1].last_error);
+	view_free(&v);
+	o[1] = obs("b", 1, 0, 1, 1);
+	o[1].peers_gone = "a";
+	view_compute(o, NULL, 2, NULL, "h", T0, &v);
+	assert_int_equal(v.backends[1].state, BACKEND_DOWN);
+	view_free(&v);
+}
+
 int
 main(void)
 {
@@ -379,6 +478,8 @@ main(void)
 		cmocka_unit_test(test_json_has_every_field_subscribers_read),
 		cmocka_unit_test(test_state_and_admin_names_round_trip),
 		cmocka_unit_test(test_address_change_bumps_generation_and_is_published),
+		cmocka_unit_test(test_a_spool_whose_peer_died_with_its_backend_stays_eligible),
+		cmocka_unit_test(test_peers_gone_never_hides_a_check_error_or_revives_a_down_backend),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
