@@ -136,3 +136,20 @@ def daemon_factory(request):
         return d.start() if start else d
     yield make
     stack.teardown()
+
+
+@pytest.fixture
+def cluster(request, workdir):
+    """The whole chain (chain.Cluster), started; its logs printed on failure."""
+    from chain import Cluster
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (Prosody runs as prosody, spoolsync keeps owners)")
+    c = Cluster(workdir)
+    try:
+        yield c.start()
+    finally:
+        xmpp.close_all()
+        if _failed(request):
+            print(c.logs())
+        c.stop()

@@ -9,27 +9,10 @@ import json
 import os
 import time
 
-import pytest
 
 import harness
 import xmpp
-from chain import Cluster
 from test_chain_failover_loses_nothing import DOMAIN, PW, TEXT, relogin
-
-
-@pytest.fixture
-def cluster(request, workdir):
-    if os.geteuid() != 0:
-        pytest.skip("needs root (Prosody runs as prosody, spoolsync keeps owners)")
-    c = Cluster(workdir)
-    try:
-        yield c.start()
-    finally:
-        xmpp.close_all()
-        rep = getattr(request.node, "rep_call", None)
-        if rep is None or rep.failed:
-            print(c.logs())
-        c.stop()
 
 
 def test_a_dead_host_leaves_its_survivor_eligible_and_loses_nothing(cluster):
