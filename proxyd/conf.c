@@ -15,13 +15,21 @@
 #define CONF_MAX_DOMAINS	100000
 #define CONF_MAX_SIZE		(1024ULL * 1024 * 1024)
 #define CONF_MAX_TIMEOUT_MS	(24LL * 3600 * 1000)
+#define CONF_MAX_SPREAD_MS	(3600LL * 1000)
+#define CONF_MOVE_SPREAD_MS	5000
 
 static const char *const proxyd_keys[] = {
-	"listen", "hamon", "tls", "require_tls", "limits", "domains", NULL
+	"listen", "hamon", "tls", "require_tls", "limits", "domains",
+	"move_spread", "backend_tls", "backends", NULL
 };
 static const char *const listen_keys[] = { "address", "tls", NULL };
 static const char *const tls_keys[] = { "cert", "key", NULL };
 static const char *const listen_tls_names[] = { "none", "starttls", "direct", NULL };
+static const char *const backend_tls_keys[] = {
+	"mode", "ca", "verify", "name", "port", NULL
+};
+static const char *const backend_keys[] = { "name", "tls", NULL };
+static const char *const backend_tls_modes[] = { "none", "starttls", "direct", NULL };
 static const char *const limits_keys[] = {
 	"stanza_bytes", "stanza_bytes_preauth", "depth", "attributes",
 	"attribute_bytes", "text_bytes", "namespaces", "buffer_bytes",
@@ -29,8 +37,10 @@ static const char *const limits_keys[] = {
 	"auth_timeout", NULL
 };
 static const char *const domain_keys[] = {
-	"name", "max_connections", "prefer", "limits", "tls", NULL
+	"name", "max_connections", "prefer", "limits", "tls", "move_spread", NULL
 };
+
+static int	conf_name_valid(const char *);
 
 static void
 conf_limits_default(struct limits_conf *l)
@@ -118,6 +128,68 @@ conf_tls(struct cfg_errs *errs, const struct cfg_node *parent,
 	conf_file(errs, m, "key", &t->key);
 }
 
+/* Keys absent keep what T holds (the defaults, or the global setting). */
+static void
+conf_backend_tls(struct cfg_errs *errs, const struct cfg_node *parent,
+    const char *key, struct backend_tls_conf *t)
+{
+	const struct cfg_node	*m;
+
+	if ((m = cfg_get_map(errs, parent, key, 0)) == NULL)
+		return;
+	cfg_check_keys(errs, m, backend_tls_keys);
+	cfg_get_enum(errs, m, "mode", 0, backend_tls_modes, &t->mode);
+	if (cfg_map_get(m, "ca") != NULL)
+		conf_file(errs, m, "ca", &t->ca);
+	cfg_get_bool(errs, m, "verify", 0, &t->verify);
+	if (cfg_get_str(errs, m, "name", 0, &t->name) == 0 && t->name != NULL &&
+	    !conf_name_valid(t->name)) {
+		cfg_err(errs, cfg_map_get(m, "name"), "name", "'%s' is not a host "
+		    "name (letters, digits, . - _)", t->name);
+		t->name = NULL;
+	}
+	cfg_get_int(errs, m, "port", 0, 0, 65535, &t->port);
+}
+
+/* Per-backend settings, by the names hamon's view uses. */
+static void
+conf_backends(struct cfg_errs *errs, const struct cfg_node *root,
+    struct proxyd_conf *c)
+{
+	const struct cfg_node	*list, *bn;
+	struct upstream_conf	*b;
+	size_t			 i, j;
+
+	if ((list = cfg_get_list(errs, root, "backends", 0)) == NULL)
+		return;
+	if (list->n > PVIEW_MAX_BACKENDS) {
+		cfg_err(errs, list, "backends", "%zu entries, at most %d", list->n,
+		    PVIEW_MAX_BACKENDS);
+		return;
+	}
+	c->backends = xcalloc(list->n + 1, sizeof(*c->backends));
+	for (i = 0; i < list->n; i++) {
+		bn = list->vals[i];
+		if (cfg_expect(errs, bn, "backends", CFG_MAP) == -1)
+			continue;
+		b = &c->backends[c->nbackends++];
+		cfg_check_keys(errs, bn, backend_keys);
+		b->tls = c->backend_tls;
+		if (cfg_get_str(errs, bn, "name", 1, &b->name) == 0 &&
+		    b->name != NULL && !conf_name_valid(b->name)) {
+			cfg_err(errs, cfg_map_get(bn, "name"), "name", "'%s' is not a "
+			    "backend name (letters, digits, . - _)", b->name);
+			b->name = NULL;
+		}
+		conf_backend_tls(errs, bn, "tls", &b->tls);
+		for (j = 0; b->name != NULL && j + 1 < c->nbackends; j++)
+			if (c->backends[j].name != NULL &&
+			    strcmp(c->backends[j].name, b->name) == 0)
+				cfg_err(errs, cfg_map_get(bn, "name"), "name",
+				    "backend '%s' is listed twice", b->name);
+	}
+}
+
 static void
 conf_listen(struct cfg_errs *errs, const struct cfg_node *root,
     struct proxyd_conf *c)
@@ -176,6 +248,9 @@ conf_domain(struct cfg_errs *errs, const struct cfg_node *dn,
 	cfg_get_int(errs, dn, "max_connections", 0, 0, 100000000,
 	    &d->max_connections);
 	cfg_get_str(errs, dn, "prefer", 0, &d->prefer);
+	d->move_spread_ms = c->move_spread_ms;
+	cfg_get_duration_ms(errs, dn, "move_spread", 0, 0, CONF_MAX_SPREAD_MS,
+	    &d->move_spread_ms);
 	conf_limits(errs, dn, &d->limits);
 	conf_tls(errs, dn, &d->tls);
 }
@@ -209,6 +284,25 @@ conf_domains(struct cfg_errs *errs, const struct cfg_node *root,
 				cfg_err(errs, cfg_map_get(dn, "name"), "name",
 				    "domain '%s' is listed twice", d->name);
 	}
+}
+
+static int
+conf_domain_cmp(const void *a, const void *b)
+{
+	return strcasecmp((*(struct domain_conf *const *)a)->name,
+	    (*(struct domain_conf *const *)b)->name);
+}
+
+/* Every connection and every view change looks domains up: by bsearch. */
+static void
+conf_index(struct proxyd_conf *c)
+{
+	size_t	i;
+
+	c->by_name = xcalloc(c->ndomains + 1, sizeof(*c->by_name));
+	for (i = 0; i < c->ndomains; i++)
+		c->by_name[i] = &c->domains[i];
+	qsort(c->by_name, c->ndomains, sizeof(*c->by_name), conf_domain_cmp);
 }
 
 /* Rules between keys: TLS listeners need a certificate somewhere. */
@@ -246,6 +340,8 @@ proxyd_conf_load(const char *path, struct cfg_errs *errs)
 	common_conf_defaults(&c->common, "proxyd");
 	conf_limits_default(&c->limits);
 	c->hamon = "/run/jabber-ha/hamon.sock";
+	c->move_spread_ms = CONF_MOVE_SPREAD_MS;
+	c->backend_tls.verify = 1;
 	if ((c->doc = common_conf_load(path, errs)) == NULL)
 		goto fail;
 	root = c->doc->root;
@@ -255,11 +351,16 @@ proxyd_conf_load(const char *path, struct cfg_errs *errs)
 	cfg_get_bool(errs, root, "require_tls", 0, &c->require_tls);
 	conf_tls(errs, root, &c->tls);
 	conf_limits(errs, root, &c->limits);
+	cfg_get_duration_ms(errs, root, "move_spread", 0, 0, CONF_MAX_SPREAD_MS,
+	    &c->move_spread_ms);
+	conf_backend_tls(errs, root, "backend_tls", &c->backend_tls);
+	conf_backends(errs, root, c);
 	conf_listen(errs, root, c);
 	conf_domains(errs, root, c);
 	conf_cross(errs, root, c);
 	if (errs->n > before)
 		goto fail;
+	conf_index(c);
 	return c;
 fail:
 	proxyd_conf_free(c);
@@ -274,6 +375,8 @@ proxyd_conf_free(void *p)
 	if (c == NULL)
 		return;
 	free(c->listen);
+	free(c->backends);
+	free(c->by_name);
 	free(c->domains);
 	cfg_free(c->doc);
 	free(c);
@@ -301,10 +404,12 @@ proxyd_conf_check(const char *path, struct cfg_errs *errs)
 const struct domain_conf *
 proxyd_conf_domain(const struct proxyd_conf *c, const char *name)
 {
-	size_t	i;
+	struct domain_conf	 key, *kp = &key, **found;
 
-	for (i = 0; i < c->ndomains; i++)
-		if (strcasecmp(c->domains[i].name, name) == 0)
-			return &c->domains[i];
-	return NULL;
+	if (c->by_name == NULL || name == NULL)
+		return NULL;
+	key.name = name;
+	found = bsearch(&kp, c->by_name, c->ndomains, sizeof(*c->by_name),
+	    conf_domain_cmp);
+	return found != NULL ? *found : NULL;
 }

@@ -2,8 +2,28 @@
  * placement.c: which backend holds a domain: rendezvous (highest random
  * weight) hashing over the eligible backends, so that every proxy given the
  * same view agrees and losing a backend moves only that backend's domains.
+ *
+ * The rule, as every proxy applies it to each view in turn (placement_next):
+ *
+ *  1. A domain whose previous placement (the one this rule gave it under the
+ *     previous view) is a backend that CUR shows "unsynced" stays there.
+ *     The backend is alive; only its spool is behind its peer's, and moving
+ *     the domain would cut every session for a peer that lacks the newest
+ *     writes.  It moves when that backend is down, draining, maint, gone
+ *     from the view, or (once up again) when rule 2 says so.
+ *  2. Otherwise: the preferred backend if it is eligible, else the eligible
+ *     backend with the highest weight; none when nothing is eligible.  New
+ *     placements (a domain placed nowhere before) use rule 2 only, so an
+ *     unsynced backend never receives a domain it did not already hold.
+ *
+ * The result depends on the sequence of views, not on the last one alone:
+ * proxies that saw the same sequence agree.  A proxy that starts (or that
+ * missed views while hamon was away) while a domain's backend is unsynced
+ * places it by rule 2 until the next view that moves it anyway.
  */
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxyd.h"
 
@@ -161,4 +181,132 @@ placement_moves(const struct pview *old, const struct pview *cur,
 		moved++;
 	}
 	return moved;
+}
+
+enum placement_move
+placement_move_kind(const struct pview *cur, const char *from,
+    const struct pbackend *to)
+{
+	const struct pbackend	*b = pview_find(cur, from);
+
+	if (to != NULL && strcmp(to->name, from) == 0)
+		return MOVE_STAY;
+	/* A dead backend's sessions are broken already: waiting helps nobody. */
+	if (to == NULL || b == NULL || strcmp(b->state, "down") == 0)
+		return MOVE_NOW;
+	return MOVE_SPREAD;
+}
+
+uint64_t
+placement_spread_delay(uint64_t spread_ms, size_t i, size_t k)
+{
+	if (k == 0 || i >= k)
+		return spread_ms;
+	/* Split to stay clear of overflow: spread_ms is at most an hour. */
+	return spread_ms / k * i + spread_ms % k * i / k;
+}
+
+const struct pbackend *
+placement_next(const struct pview *cur, const char *domain, const char *prefer,
+    const char *prev)
+{
+	const struct pbackend	*b;
+
+	if (prev != NULL && (b = pview_find(cur, prev)) != NULL &&
+	    strcmp(b->state, "unsynced") == 0)
+		return b;
+	return placement_pick(cur, domain, prefer);
+}
+
+/* The sticky state: each served domain and where the rule put it last. */
+struct placed {
+	char	*domain;
+	char	*backend;	/* NULL: nowhere */
+};
+struct placement_table {
+	struct placed	*v;		/* sorted by domain, case-insensitively */
+	size_t		 n;
+};
+
+struct placement_table *
+placement_table_new(void)
+{
+	return xcalloc(1, sizeof(struct placement_table));
+}
+
+static void
+placement_table_clear(struct placed *v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].domain);
+		free(v[i].backend);
+	}
+	free(v);
+}
+
+void
+placement_table_free(struct placement_table *t)
+{
+	if (t == NULL)
+		return;
+	placement_table_clear(t->v, t->n);
+	free(t);
+}
+
+static int
+placement_cmp(const void *a, const void *b)
+{
+	return strcasecmp(((const struct placed *)a)->domain,
+	    ((const struct placed *)b)->domain);
+}
+
+static const struct placed *
+placement_table_find(const struct placement_table *t, const char *domain)
+{
+	struct placed	key;
+
+	if (t == NULL || t->n == 0)
+		return NULL;
+	key.domain = (char *)(uintptr_t)domain;
+	return bsearch(&key, t->v, t->n, sizeof(*t->v), placement_cmp);
+}
+
+size_t
+placement_table_update(struct placement_table *t, const struct pview *cur,
+    const struct domain_conf *d, size_t n)
+{
+	const struct placed	*old;
+	const struct pbackend	*b;
+	struct placed		*v = xcalloc(n + 1, sizeof(*v));
+	size_t			 i, changed = 0;
+
+	for (i = 0; i < n; i++) {
+		old = placement_table_find(t, d[i].name);
+		b = placement_next(cur, d[i].name, d[i].prefer,
+		    old != NULL ? old->backend : NULL);
+		v[i].domain = xstrdup(d[i].name);
+		v[i].backend = b != NULL ? xstrdup(b->name) : NULL;
+		if (old == NULL || (old->backend == NULL) != (b == NULL) ||
+		    (b != NULL && strcmp(old->backend, b->name) != 0))
+			changed++;
+	}
+	qsort(v, n, sizeof(*v), placement_cmp);
+	placement_table_clear(t->v, t->n);
+	t->v = v;
+	t->n = n;
+	return changed;
+}
+
+int
+placement_table_get(const struct placement_table *t, const char *domain,
+    const char **backend)
+{
+	const struct placed	*p = placement_table_find(t, domain);
+
+	if (p == NULL)
+		return -1;
+	*backend = p->backend;
+	return 0;
 }

@@ -130,12 +130,22 @@ proxyd_print_status(const struct jval *d, void *arg)
 		    jval_num(h, "eligible", 0));
 	if (jval_str(d, "warning") != NULL)
 		printf("warning: %s\n", jval_str(d, "warning"));
+	if ((x = jval_get(d, "backend_tls")) != NULL &&
+	    jval_str(x, "last_error") != NULL)
+		printf("backend TLS: %.0f failure(s), last: %s\n",
+		    jval_num(x, "failures", 0), jval_str(x, "last_error"));
+	if ((x = jval_get(d, "moves")) != NULL && jval_num(x, "pending", 0) > 0)
+		printf("moving: %.0f session(s) to end within move_spread (%.0f ms)\n",
+		    jval_num(x, "pending", 0), jval_num(x, "spread_ms", 0));
 	if ((doms = jval_get(d, "domains")) != NULL && doms->type == J_ARR)
 		for (i = 0; i < doms->n; i++) {
 			x = doms->items[i];
-			printf("  %-30s -> %-12s %.0f session(s)\n",
+			printf("  %-30s -> %-12s %.0f session(s)",
 			    proxyd_str(x, "name"), proxyd_str(x, "backend"),
 			    jval_num(x, "sessions", 0));
+			if (jval_num(x, "moves_pending", 0) > 0)
+				printf(", %.0f moving", jval_num(x, "moves_pending", 0));
+			printf("\n");
 		}
 }
 

@@ -130,6 +130,19 @@ struct listen_conf {
 struct tls_conf {
 	const char		*cert, *key;	/* PEM files; NULL: none */
 };
+/* proxyd to a backend: plain XMPP on a trusted network, or TLS. */
+enum backend_tls_mode { BTLS_NONE, BTLS_STARTTLS, BTLS_DIRECT };
+struct backend_tls_conf {
+	int			 mode;		/* enum backend_tls_mode */
+	const char		*ca;		/* PEM trust anchors; NULL: the system's */
+	int			 verify;	/* the chain and the name (default 1) */
+	const char		*name;		/* checked name; NULL: the stream's domain */
+	int64_t			 port;		/* direct: the TLS port; 0: the view's */
+};
+struct upstream_conf {
+	const char		*name;		/* as in hamon's view */
+	struct backend_tls_conf	 tls;		/* what it does not name: the global */
+};
 /* Parser limits plus the session's own; a domain's start as the global ones. */
 struct limits_conf {
 	struct xml_limits	 xml;
@@ -143,6 +156,7 @@ struct domain_conf {
 	const char		*prefer;		/* a backend name or NULL */
 	struct limits_conf	 limits;
 	struct tls_conf		 tls;		/* cert NULL: the global one */
+	int64_t			 move_spread_ms;	/* as the global one unless set */
 };
 struct proxyd_conf {
 	struct cfg_doc		*doc;		/* strings below point into it */
@@ -153,8 +167,16 @@ struct proxyd_conf {
 	struct tls_conf		 tls;
 	int			 require_tls;
 	struct limits_conf	 limits;
+	/* A domain moving off a still-alive backend: its sessions there end
+	 * spread over this long (0: at once), so clients do not all log in
+	 * on the new backend in the same second. */
+	int64_t			 move_spread_ms;
+	struct backend_tls_conf	 backend_tls;
+	struct upstream_conf	*backends;
+	size_t			 nbackends;
 	struct domain_conf	*domains;
 	size_t			 ndomains;
+	struct domain_conf	**by_name;	/* domains sorted, for lookups */
 };
 
 /* conf.c */
@@ -308,6 +330,39 @@ const struct pbackend *placement_pick(const struct pview *, const char *domain,
 size_t		 placement_moves(const struct pview *old, const struct pview *cur,
 		    const char *const *domains, const char *const *prefers, size_t n,
 		    size_t *moved_idx);
+/*
+ * Pure: where DOMAIN goes in CUR when the previous view had it on PREV (a
+ * backend name; NULL: nowhere or not known).  The rule is written out at the
+ * top of placement.c: PREV while CUR shows it unsynced, else placement_pick.
+ */
+const struct pbackend *placement_next(const struct pview *cur, const char *domain,
+		    const char *prefer, const char *prev);
+/*
+ * The sticky state placement_next needs: each served domain and its backend.
+ * Update it with every view, in order, and after a reload (D: the domains
+ * served now; others are dropped); returns how many placements changed.
+ * _get: the backend name (NULL: none) of DOMAIN, case-insensitive; -1 when
+ * the table does not hold DOMAIN.
+ */
+struct placement_table;
+struct placement_table *placement_table_new(void);
+void		 placement_table_free(struct placement_table *);
+size_t		 placement_table_update(struct placement_table *, const struct pview *cur,
+		    const struct domain_conf *d, size_t n);
+int		 placement_table_get(const struct placement_table *, const char *domain,
+		    const char **backend);
+/*
+ * Pure: how a session on backend FROM leaves when its domain is placed on TO
+ * (NULL: nowhere) in CUR: MOVE_STAY when TO is FROM; MOVE_NOW when FROM is
+ * down or gone from CUR, or there is nowhere to go; MOVE_SPREAD when FROM is
+ * alive (up, unsynced, draining, maint): a graceful end over move_spread.
+ */
+enum placement_move { MOVE_STAY, MOVE_NOW, MOVE_SPREAD };
+enum placement_move placement_move_kind(const struct pview *cur, const char *from,
+		    const struct pbackend *to);
+/* Pure: when the Ith of K sessions moving over SPREAD_MS ends (0 for the
+ * first, evenly after it, all before SPREAD_MS). */
+uint64_t	 placement_spread_delay(uint64_t spread_ms, size_t i, size_t k);
 /* The rendezvous weight: SipHash-2-4 of lowercase(DOMAIN) || 0 || BACKEND. */
 uint64_t	 placement_weight(const char *domain, const char *backend);
 
@@ -319,6 +374,20 @@ void		 tls_set_free(struct tls_set *);
 int		 tls_set_enabled(const struct tls_set *);
 /* A new server-side SSL object (SNI picks the domain's certificate). */
 struct ssl_st	*tls_set_ssl(struct tls_set *);
+/* The client side, toward backends: a context per backend_tls setting. */
+struct tls_client;
+struct tls_client *tls_client_new(const struct proxyd_conf *, char *err, size_t errlen);
+void		 tls_client_free(struct tls_client *);
+/* Backend NAME's settings: its own entry in backends, else backend_tls. */
+const struct backend_tls_conf *tls_client_conf(const struct tls_client *,
+		    const char *backend);
+/* A client SSL for backend NAME that checks HOST (and sends it as SNI) as
+ * its settings say; NULL when its mode is none or on error. */
+struct ssl_st	*tls_client_ssl(const struct tls_client *, const char *backend,
+		    const char *host);
+/* Why a handshake with SSL failed, for a log line and status. */
+void		 tls_client_error(struct ssl_st *, unsigned long err, char *out,
+		    size_t outlen);
 
 /* server.c: the running proxyd: listeners, the view, sessions, hooks */
 struct proxyd;
@@ -344,18 +413,24 @@ struct session_ctx {
 	struct event_base	*base;
 	const struct proxyd_conf *conf;		/* swapped on reload */
 	struct tls_set		*tls;
+	struct tls_client	*up_tls;	/* toward the backends */
 	struct hview		*hv;
+	struct placement_table	*placed;	/* each domain's backend, sticky */
 	struct session		*head;		/* all sessions */
 	size_t			 count;
 	struct metrics		*metrics;
 	uint64_t		 accepted, refused, no_backend, tls_failures;
 	uint64_t		 errors[XML_COND_COUNT];	/* stream errors sent */
 	size_t			 trimmed;	/* parser bytes freed since malloc_trim */
+	uint64_t		 backend_tls_failures;
+	char			 backend_tls_error[400];	/* the last one */
+	uint64_t		 backend_tls_logged;	/* now_mono_ms() of its log line */
+	size_t			 moves_pending;	/* sessions with a spread end set */
+	uint64_t		 moved;		/* sessions ended by a domain move */
 };
 void		 session_accept(struct session_ctx *, int fd, const struct sockaddr *,
 		    socklen_t, const struct listen_conf *);
 void		 session_sweep(struct session_ctx *);	/* timeouts, trims: 1/s */
-void		 session_view_changed(struct session_ctx *, const struct pview *);
 size_t		 session_count_domain(const struct session_ctx *, const char *domain);
 size_t		 session_count_backend(const struct session_ctx *, const char *backend);
 void		 session_list_json(const struct session_ctx *, struct json *,
@@ -363,5 +438,14 @@ void		 session_list_json(const struct session_ctx *, struct json *,
 int		 session_kick(struct session_ctx *, const char *jid);	/* sessions ended */
 /* Stop: every session gets COND, what can be written at once is, all freed. */
 void		 session_shutdown(struct session_ctx *, enum xml_cond, const char *text);
+
+/* move.c: sessions following their domain's placement */
+/* After each view (ctx->placed updated first): at once, spread, or stay. */
+void		 move_view_changed(struct session_ctx *, const struct pview *);
+/* DOMAIN's backend in V from ctx->placed (placement_pick if not there). */
+const struct pbackend *move_placement(const struct session_ctx *,
+		    const struct pview *v, const char *domain, const char *prefer);
+/* Sessions of DOMAIN (NULL: all) waiting for their spread end after a move. */
+size_t		 move_count_pending(const struct session_ctx *, const char *domain);
 
 #endif

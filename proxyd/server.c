@@ -44,12 +44,27 @@ server_accept_cb(int fd, const struct sockaddr *sa, socklen_t salen,
 	session_accept(&p->ctx, fd, sa, salen, lc);
 }
 
+/* Every view, in order, goes through the placement rule before sessions
+ * look at it: the rule depends on where each domain was. */
+static void
+server_place(struct proxyd *p, const struct pview *cur)
+{
+	const struct proxyd_conf	*c = p->ctx.conf;
+	size_t				 n;
+
+	n = placement_table_update(p->ctx.placed, cur, c->domains, c->ndomains);
+	if (n > 0)
+		log_info("view generation %llu: %zu domain%s placed anew",
+		    (unsigned long long)cur->generation, n, n == 1 ? "" : "s");
+	move_view_changed(&p->ctx, cur);
+}
+
 static void
 server_view_cb(const struct pview *old, const struct pview *cur, void *arg)
 {
 	struct proxyd	*p = arg;
 
-	session_view_changed(&p->ctx, cur);
+	server_place(p, cur);
 }
 
 static void
@@ -98,6 +113,15 @@ server_collect_cb(struct metrics *m, void *arg)
 	    (double)p->ctx.no_backend);
 	metric_set(metrics_counter(m, "proxyd_tls_failures_total", NULL,
 	    "TLS handshakes that failed."), (double)p->ctx.tls_failures);
+	metric_set(metrics_counter(m, "proxyd_backend_tls_failures_total", NULL,
+	    "Connections to a backend that failed TLS (verification included)."),
+	    (double)p->ctx.backend_tls_failures);
+	metric_set(metrics_gauge(m, "proxyd_moves_pending", NULL,
+	    "Sessions waiting for their spread end after their domain moved "
+	    "off a live backend."), (double)p->ctx.moves_pending);
+	metric_set(metrics_counter(m, "proxyd_moved_sessions_total", NULL,
+	    "Sessions ended because their domain moved to another backend."),
+	    (double)p->ctx.moved);
 	metric_set(metrics_gauge(m, "proxyd_hamon_connected", NULL,
 	    "1 while the view subscription to hamon is up."),
 	    (double)hview_connected(p->ctx.hv));
@@ -191,6 +215,9 @@ proxyd_start(struct daemon *d, void *conf, char *err, size_t errlen)
 	p->ctx.base = d->base;
 	p->ctx.conf = c;
 	p->ctx.metrics = d->metrics;
+	p->ctx.placed = placement_table_new();
+	if ((p->ctx.up_tls = tls_client_new(c, err, errlen)) == NULL)
+		goto fail;
 	if (server_needs_tls(c) &&
 	    (p->ctx.tls = tls_set_new(c, err, errlen)) == NULL)
 		goto fail;
@@ -214,14 +241,23 @@ proxyd_swap(struct daemon *d, void *conf, char *err, size_t errlen)
 	struct proxyd		*p = server_get(d);
 	struct proxyd_conf	*c = conf;
 	struct tls_set		*ts = NULL;
+	struct tls_client	*tc;
 
 	/* Certificates are read again: a renewed one takes effect now. */
-	if (server_needs_tls(c) && (ts = tls_set_new(c, err, errlen)) == NULL)
+	if ((tc = tls_client_new(c, err, errlen)) == NULL)
 		return -1;
-	if (server_listen(p, c, err, errlen) == -1) {
-		tls_set_free(ts);
+	if (server_needs_tls(c) && (ts = tls_set_new(c, err, errlen)) == NULL) {
+		tls_client_free(tc);
 		return -1;
 	}
+	if (server_listen(p, c, err, errlen) == -1) {
+		tls_set_free(ts);
+		tls_client_free(tc);
+		return -1;
+	}
+	/* Handshakes under way hold their own reference to the old context. */
+	tls_client_free(p->ctx.up_tls);
+	p->ctx.up_tls = tc;
 	if (p->ctx.tls != NULL) {
 		p->old_tls = xreallocarray(p->old_tls, p->nold_tls + 1,
 		    sizeof(*p->old_tls));
@@ -233,6 +269,10 @@ proxyd_swap(struct daemon *d, void *conf, char *err, size_t errlen)
 		p->ctx.hv = hview_new(d->base, c->hamon, server_view_cb, p);
 	}
 	p->ctx.conf = c;
+	/* A new domain is placed now, a new preference moves its sessions
+	 * (gracefully); a new hamon's first view does that when it comes. */
+	if (hview_received(p->ctx.hv))
+		server_place(p, hview_current(p->ctx.hv));
 	return 0;
 }
 
@@ -253,6 +293,8 @@ proxyd_stop(struct daemon *d)
 	if (p->ev_sweep != NULL)
 		event_free(p->ev_sweep);
 	hview_free(p->ctx.hv);
+	placement_table_free(p->ctx.placed);
+	tls_client_free(p->ctx.up_tls);
 	tls_set_free(p->ctx.tls);
 	for (i = 0; i < p->nold_tls; i++)
 		tls_set_free(p->old_tls[i]);
@@ -275,8 +317,10 @@ server_counts(struct proxyd *p, struct json *j)
 		json_kv_uint(j, "sessions", session_count_domain(&p->ctx,
 		    c->domains[i].name));
 		json_kv_int(j, "max_connections", c->domains[i].max_connections);
+		json_kv_uint(j, "moves_pending", move_count_pending(&p->ctx,
+		    c->domains[i].name));
 		{
-			const struct pbackend *b = placement_pick(v,
+			const struct pbackend *b = move_placement(&p->ctx, v,
 			    c->domains[i].name, c->domains[i].prefer);
 
 			json_kv_str(j, "backend", b != NULL ? b->name : NULL);
@@ -305,6 +349,18 @@ proxyd_status(struct daemon *d, struct json *j)
 	json_kv_uint(j, "refused", p->ctx.refused);
 	json_kv_uint(j, "no_backend", p->ctx.no_backend);
 	json_kv_uint(j, "tls_failures", p->ctx.tls_failures);
+	json_key(j, "backend_tls");
+	json_obj_begin(j);
+	json_kv_uint(j, "failures", p->ctx.backend_tls_failures);
+	json_kv_str(j, "last_error", p->ctx.backend_tls_error[0] != '\0' ?
+	    p->ctx.backend_tls_error : NULL);
+	json_obj_end(j);
+	json_key(j, "moves");
+	json_obj_begin(j);
+	json_kv_uint(j, "pending", p->ctx.moves_pending);
+	json_kv_uint(j, "ended", p->ctx.moved);
+	json_kv_int(j, "spread_ms", p->ctx.conf->move_spread_ms);
+	json_obj_end(j);
 	json_key(j, "listen");
 	json_arr_begin(j);
 	for (i = 0; i < p->ctx.conf->nlisten; i++)

@@ -2,7 +2,8 @@
  * session.c: one client connection from accept to close: TLS, the client's
  * stream header, the domain, STARTTLS, limits, then every client stanza
  * parsed, checked and re-serialised for the backend (upstream.c is the
- * backend's side); timeouts, failover and the session list.
+ * backend's side, move.c follows the domain's placement); timeouts and the
+ * session list.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,13 @@ session_to_backend(struct session *s, const struct buf *b)
 {
 	if (s->ubev == NULL || b->len == 0)
 		return;
+	/* STARTTLS with the backend first: the client waits meanwhile. */
+	if (s->up_hold != NULL) {
+		buf_add(s->up_hold, b->data, b->len);
+		if (s->up_hold->len > SESSION_HIGH_WATER)
+			bufferevent_disable(s->cbev, EV_READ);
+		return;
+	}
 	bufferevent_write(s->ubev, b->data, b->len);
 	if (evbuffer_get_length(bufferevent_get_output(s->ubev)) > SESSION_HIGH_WATER)
 		bufferevent_disable(s->cbev, EV_READ);
@@ -126,6 +134,7 @@ session_free(struct session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	ctx->count--;
+	move_cancel(s);
 	if (s->ev_free != NULL)
 		event_free(s->ev_free);
 	if (s->cbev != NULL)
@@ -136,6 +145,10 @@ session_free(struct session *s)
 		bufferevent_free(s->ubev);
 	xmlstream_free(s->cx);
 	xmlstream_free(s->ux);
+	if (s->up_hold != NULL) {
+		buf_free(s->up_hold);
+		free(s->up_hold);
+	}
 	free(s->domain);
 	free(s->prefer);
 	free(s->backend);
@@ -159,6 +172,7 @@ session_end(struct session *s, enum xml_cond cond, const char *text)
 
 	if (s->state == SS_CLOSING)
 		return;
+	move_cancel(s);
 	/* During a handshake (or just before one) the client expects TLS. */
 	if (cond != XML_COND_NONE && s->cbev != NULL && s->state != SS_TLS &&
 	    s->state != SS_SWITCHING) {
@@ -432,6 +446,7 @@ session_take_domain(struct session *s, const struct xml_node *root)
 	return 0;
 }
 
+/* require_tls: proxyd answers the first stream itself, offering only TLS. */
 static void
 session_offer_starttls(struct session *s)
 {
@@ -439,12 +454,22 @@ session_offer_starttls(struct session *s)
 
 	session_own_header(s);
 	b = session_buf();
-	buf_adds(b, "<stream:features><starttls xmlns='" NS_TLS "'>");
-	if (s->ctx->conf->require_tls)
-		buf_adds(b, "<required/>");
-	buf_adds(b, "</starttls></stream:features>");
+	buf_adds(b, "<stream:features><starttls xmlns='" NS_TLS "'><required/>"
+	    "</starttls></stream:features>");
 	session_to_client(s, b);
 	s->state = SS_PRETLS;
+}
+
+/*
+ * TLS is optional on a starttls listener (no require_tls): the first stream
+ * goes to the backend at once, and its features reach the client with
+ * <starttls/> added (upstream.c), so a client may log in without TLS.
+ */
+int
+session_may_starttls(const struct session *s)
+{
+	return s->listen_tls == LISTEN_TLS_STARTTLS && !s->tls && !s->authed &&
+	    !s->ctx->conf->require_tls;
 }
 
 static int
@@ -455,7 +480,8 @@ session_c_open(void *arg, const struct xml_node *root)
 
 	if (session_take_domain(s, root) == -1)
 		return 1;
-	if (s->listen_tls == LISTEN_TLS_STARTTLS && !s->tls) {
+	if (s->listen_tls == LISTEN_TLS_STARTTLS && !s->tls &&
+	    s->ctx->conf->require_tls) {
 		session_offer_starttls(s);
 		return 0;
 	}
@@ -472,23 +498,65 @@ session_c_open(void *arg, const struct xml_node *root)
 }
 
 static int
-session_pretls_stanza(struct session *s, const struct xml_node *n)
+session_is(const struct xml_node *n, const char *ns, const char *name)
 {
-	struct buf	*b;
+	return n->type == XML_NODE_ELEM && n->ns != NULL && strcmp(n->ns, ns) == 0 &&
+	    (name == NULL || strcmp(n->name, name) == 0);
+}
 
-	if (n->type != XML_NODE_ELEM || n->ns == NULL ||
-	    strcmp(n->ns, NS_TLS) != 0 || strcmp(n->name, "starttls") != 0) {
-		session_end(s, XML_COND_POLICY_VIOLATION, "this listener requires "
-		    "STARTTLS before anything else");
-		return 1;
-	}
-	b = session_buf();
+/* <proceed/>, then the handshake once it is written (session_switch_tls). */
+static int
+session_proceed(struct session *s)
+{
+	struct buf	*b = session_buf();
+
 	buf_adds(b, "<proceed xmlns='" NS_TLS "'/>");
 	session_to_client(s, b);
 	s->state = SS_SWITCHING;
 	bufferevent_disable(s->cbev, EV_READ);
 	bufferevent_setwatermark(s->cbev, EV_WRITE, 0, 0);
 	return 1;
+}
+
+/*
+ * require_tls, before TLS: SASL gets the failure RFC 6120 6.5.4 names (and
+ * the client may still start TLS), anything else is a policy violation.
+ */
+static int
+session_pretls_stanza(struct session *s, const struct xml_node *n)
+{
+	struct buf	*b;
+
+	if (session_is(n, NS_TLS, "starttls"))
+		return session_proceed(s);
+	if (session_is(n, NS_SASL, "auth")) {
+		b = session_buf();
+		buf_adds(b, "<failure xmlns='" NS_SASL "'><encryption-required/>"
+		    "<text>TLS is required before authentication: send "
+		    "&lt;starttls/&gt;</text></failure>");
+		session_to_client(s, b);
+		return 0;
+	}
+	session_end(s, XML_COND_POLICY_VIOLATION, "this listener requires "
+	    "STARTTLS before anything else");
+	return 1;
+}
+
+/*
+ * Optional TLS, taken: the plain stream with the backend ends unused (its
+ * features were all the client saw of it) and a new one starts after the
+ * handshake and the client's stream restart.
+ */
+static int
+session_late_starttls(struct session *s)
+{
+	if (s->stanzas_in > 0) {
+		session_end(s, XML_COND_POLICY_VIOLATION, "STARTTLS must come "
+		    "first, before authentication");
+		return 1;
+	}
+	upstream_drop(s);
+	return session_proceed(s);
 }
 
 /* Token bucket: a second's worth of burst, refilled continuously. */
@@ -539,16 +607,17 @@ session_c_stanza(void *arg, const struct xml_node *n)
 	struct buf	*b;
 	char		 text[96];
 
-	if (s->state == SS_PRETLS)
-		return session_pretls_stanza(s, n);
 	if (!session_rate_ok(s)) {
 		snprintf(text, sizeof(text), "more than %lld stanzas per second",
 		    (long long)s->rate);
 		session_end(s, XML_COND_POLICY_VIOLATION, text);
 		return 1;
 	}
-	if (n->type == XML_NODE_ELEM && n->ns != NULL &&
-	    strcmp(n->ns, NS_TLS) == 0) {
+	if (s->state == SS_PRETLS)
+		return session_pretls_stanza(s, n);
+	if (session_is(n, NS_TLS, "starttls") && session_may_starttls(s))
+		return session_late_starttls(s);
+	if (session_is(n, NS_TLS, NULL)) {
 		session_end(s, XML_COND_POLICY_VIOLATION, s->tls ?
 		    "TLS is already in place" : "STARTTLS is not offered here");
 		return 1;
@@ -640,29 +709,6 @@ session_sweep(struct session_ctx *ctx)
 	}
 }
 
-/* Sessions whose backend is no longer their domain's placement move. */
-void
-session_view_changed(struct session_ctx *ctx, const struct pview *cur)
-{
-	const struct pbackend	*b;
-	struct session		*s;
-	size_t			 n = 0;
-
-	for (s = ctx->head; s != NULL; s = s->next) {
-		if (s->state == SS_CLOSING || s->backend == NULL)
-			continue;
-		b = placement_pick(cur, s->domain, s->prefer);
-		if (b != NULL && strcmp(b->name, s->backend) == 0)
-			continue;
-		session_end(s, XML_COND_SYSTEM_SHUTDOWN, "this domain moved to "
-		    "another backend: reconnect");
-		n++;
-	}
-	if (n > 0)
-		log_info("view generation %llu: %zu session%s moved",
-		    (unsigned long long)cur->generation, n, n == 1 ? "" : "s");
-}
-
 size_t
 session_count_domain(const struct session_ctx *ctx, const char *domain)
 {
@@ -716,6 +762,9 @@ session_json(const struct session *s, struct json *j)
 	json_kv_uint(j, "bytes_out", s->bytes_out);
 	json_kv_uint(j, "stanzas_in", s->stanzas_in);
 	json_kv_uint(j, "stanzas_out", s->stanzas_out);
+	if (s->ev_move != NULL)
+		json_kv_uint(j, "move_in_ms", s->move_at > now_mono_ms() ?
+		    s->move_at - now_mono_ms() : 0);
 	json_obj_end(j);
 }
 

@@ -14,6 +14,14 @@
 #define SESSION_HIGH_WATER	(256 * 1024)
 #define SESSION_LOW_WATER	(64 * 1024)
 
+/* TLS toward the backend, before the client's stream may go there. */
+enum up_tls_state {
+	UPTLS_OFF,		/* plain, or TLS in place */
+	UPTLS_FEATURES,		/* our header sent; waiting for <starttls/> */
+	UPTLS_PROCEED,		/* <starttls/> sent; waiting for <proceed/> */
+	UPTLS_HANDSHAKE		/* the handshake runs (the client's stream waits) */
+};
+
 enum session_state {
 	SS_TLS,		/* TLS handshake (direct TLS, or after <proceed/>) */
 	SS_HEADER,	/* waiting for the client's stream header */
@@ -32,9 +40,14 @@ struct session {
 	int			 listen_tls;	/* enum listen_tls */
 	unsigned		 tls:1, authed:1, client_header:1, up_header:1,
 				 up_open:1, up_error:1, bev_owns_fd:1;
+	unsigned		 up_switch:1;	/* <proceed/> came: TLS next */
+	int			 up_tls;	/* enum up_tls_state */
+	struct buf		*up_hold;	/* for the backend once TLS is up */
 	struct bufferevent	*cbev, *ubev;
 	struct xmlstream	*cx, *ux;
 	struct event		*ev_free;
+	struct event		*ev_move;	/* set: a spread end after a move */
+	uint64_t		 move_at;	/* now_mono_ms() of that end */
 	struct xml_limits	 xml;
 	int64_t			 rate, stanza_timeout_ms, auth_timeout_ms;
 	double			 tokens;
@@ -53,12 +66,19 @@ struct buf	*session_buf(void);	/* the serialiser's scratch, emptied */
 void		 session_to_client(struct session *, const struct buf *);
 void		 session_to_backend(struct session *, const struct buf *);
 void		 session_new_client_parser(struct session *);
+/* 1 while the client may still take the optional STARTTLS of its listener. */
+int		 session_may_starttls(const struct session *);
 /* Peer text for a log line: control characters become '?'. */
 const char	*session_clean(const char *, char *out, size_t outlen);
+
+/* move.c */
+void		 move_cancel(struct session *);	/* its spread end, if set */
 
 /* upstream.c: the backend side */
 /* Connects to the domain's backend; -1: the session is ended already. */
 int		 upstream_connect(struct session *);
+/* Closes the backend side; a new upstream_connect may follow. */
+void		 upstream_drop(struct session *);
 
 /* sasl.c: who the session is, from the SASL exchange it relays */
 void		 sasl_client_element(struct session *, const struct xml_node *);

@@ -1,19 +1,27 @@
 /*
  * upstream.c: a session's backend side: the connection to the backend the
- * placement gives its domain, and everything the backend sends, parsed in
- * repair mode and re-serialised for the client (its <starttls/> offer
- * dropped, its SASL <success/> and bind result noted).
+ * placement gives its domain (plain, STARTTLS or direct TLS, as backend_tls
+ * says), and everything the backend sends, parsed in repair mode and
+ * re-serialised for the client (its <starttls/> offer dropped, its SASL
+ * <success/> and bind result noted).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "proxyd.h"
 #include "session_int.h"
+
+#define UPSTREAM_TLS_LOG_MS	10000
 
 static int	upstream_open(void *, const struct xml_node *);
 static int	upstream_stanza(void *, const struct xml_node *);
@@ -22,6 +30,8 @@ static int	upstream_close(void *);
 static const struct xmlstream_cb upstream_cbs = {
 	upstream_open, upstream_stanza, upstream_close
 };
+
+static void	upstream_starttls(struct session *);
 
 static void
 upstream_feed(struct session *s)
@@ -36,6 +46,12 @@ upstream_feed(struct session *s)
 			break;
 		rc = xmlstream_feed(s->ux, v.iov_base, v.iov_len);
 		evbuffer_drain(in, v.iov_len);
+		if (s->up_switch) {
+			/* The bytes after <proceed/> (none, from a sane
+			 * server) go with the plain-text parser. */
+			upstream_starttls(s);
+			return;
+		}
 		if (rc == XMLS_ERROR) {
 			char	clean[512];
 
@@ -61,8 +77,43 @@ upstream_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct session	*s = arg;
 
-	if (s->state != SS_CLOSING && s->state != SS_SWITCHING && s->cbev != NULL)
+	if (s->state != SS_CLOSING && s->state != SS_SWITCHING && s->cbev != NULL &&
+	    s->up_hold == NULL)
 		bufferevent_enable(s->cbev, EV_READ);
+}
+
+/* Kept for status (the operator's clue), logged, the client told. */
+static void
+upstream_tls_error(struct session *s, const char *what)
+{
+	struct session_ctx	*ctx = s->ctx;
+	char			 text[sizeof(ctx->backend_tls_error)];
+	uint64_t		 now = now_mono_ms();
+
+	ctx->backend_tls_failures++;
+	snprintf(text, sizeof(text), "backend %s: TLS: %s", s->backend, what);
+	/* Every client of a misconfigured backend fails alike: one line per
+	 * change, or per UPSTREAM_TLS_LOG_MS, not one per client. */
+	if (strcmp(text, ctx->backend_tls_error) != 0 ||
+	    now - ctx->backend_tls_logged >= UPSTREAM_TLS_LOG_MS) {
+		log_warnx("session %llu (%s): %s (see backend_tls in the "
+		    "configuration)", (unsigned long long)s->id, s->addr, text);
+		ctx->backend_tls_logged = now;
+	}
+	memcpy(ctx->backend_tls_error, text, sizeof(text));
+	s->up_header = 0;
+	session_end(s, XML_COND_INTERNAL_SERVER_ERROR, "the backend cannot be "
+	    "reached securely");
+}
+
+static void
+upstream_tls_failed(struct session *s, unsigned long err)
+{
+	char	what[300];
+
+	tls_client_error(bufferevent_openssl_get_ssl(s->ubev), err, what,
+	    sizeof(what));
+	upstream_tls_error(s, what);
 }
 
 static void
@@ -70,11 +121,18 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session	*s = arg;
 
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
+		if (s->up_tls == UPTLS_HANDSHAKE)
+			s->up_tls = UPTLS_OFF;
 		return;
+	}
 	bufferevent_disable(bev, EV_READ | EV_WRITE);
 	if (s->state == SS_CLOSING)
 		return;
+	if (s->up_tls == UPTLS_HANDSHAKE) {
+		upstream_tls_failed(s, bufferevent_get_openssl_error(bev));
+		return;
+	}
 	log_info("session %llu (%s): backend %s %s", (unsigned long long)s->id,
 	    s->jid != NULL ? s->jid : s->addr, s->backend,
 	    s->up_open ? "closed the connection" : "is unreachable");
@@ -93,6 +151,10 @@ upstream_open(void *arg, const struct xml_node *root)
 	struct session	*s = arg;
 	struct buf	*b = session_buf();
 
+	/* The plain-text stream before STARTTLS is proxyd's own business. */
+	if (s->up_tls == UPTLS_FEATURES || s->up_tls == UPTLS_PROCEED)
+		return 0;
+	s->up_tls = UPTLS_OFF;		/* a stream over TLS: the handshake is done */
 	s->up_open = 1;
 	serialize_header(b, root, NULL);
 	session_to_client(s, b);
@@ -108,6 +170,10 @@ upstream_features(struct session *s, const struct xml_node *n)
 	struct buf		*b = session_buf();
 
 	buf_adds(b, "<stream:features>");
+	/* TLS ends at proxyd: the offer is proxyd's own, where the listener
+	 * makes it optional. */
+	if (session_may_starttls(s))
+		buf_adds(b, "<starttls xmlns='" NS_TLS "'/>");
 	for (c = n->child; c != NULL; c = c->next) {
 		if (c->type != XML_NODE_ELEM)
 			continue;
@@ -137,12 +203,43 @@ upstream_bind_result(struct session *s, const struct xml_node *n)
 	    s->addr, s->jid, s->backend);
 }
 
+/* STARTTLS with the backend: its features must offer it, then <proceed/>. */
+static int
+upstream_tls_stanza(struct session *s, const struct xml_node *n)
+{
+	static const char	 starttls[] = "<starttls xmlns='" NS_TLS "'/>";
+	int			 is_tls = n->type == XML_NODE_ELEM && n->ns != NULL &&
+				    strcmp(n->ns, NS_TLS) == 0;
+
+	if (s->up_tls == UPTLS_FEATURES && n->type == XML_NODE_ELEM &&
+	    n->ns != NULL && strcmp(n->ns, XML_NS_STREAMS) == 0 &&
+	    strcmp(n->name, "features") == 0) {
+		if (xmlstream_child(n, NS_TLS, "starttls") == NULL) {
+			upstream_tls_error(s, "it does not offer STARTTLS");
+			return 1;
+		}
+		bufferevent_write(s->ubev, starttls, sizeof(starttls) - 1);
+		s->up_tls = UPTLS_PROCEED;
+		return 0;
+	}
+	if (s->up_tls == UPTLS_PROCEED && is_tls && strcmp(n->name, "proceed") == 0) {
+		s->up_switch = 1;
+		return 1;
+	}
+	upstream_tls_error(s, is_tls && strcmp(n->name, "failure") == 0 ?
+	    "it refused STARTTLS" : "it sent something else than the STARTTLS "
+	    "exchange");
+	return 1;
+}
+
 static int
 upstream_stanza(void *arg, const struct xml_node *n)
 {
 	struct session	*s = arg;
 	struct buf	*b;
 
+	if (s->up_tls == UPTLS_FEATURES || s->up_tls == UPTLS_PROCEED)
+		return upstream_tls_stanza(s, n);
 	if (n->type == XML_NODE_ELEM && n->ns != NULL) {
 		if (strcmp(n->ns, XML_NS_STREAMS) == 0 &&
 		    strcmp(n->name, "features") == 0) {
@@ -188,6 +285,10 @@ upstream_close(void *arg)
 {
 	struct session	*s = arg;
 
+	if (s->up_tls != UPTLS_OFF) {
+		upstream_tls_error(s, "it closed the stream during STARTTLS");
+		return 1;
+	}
 	s->up_header = 0;
 	session_end(s, XML_COND_NONE, NULL);
 	return 1;
@@ -215,15 +316,121 @@ upstream_limits(void)
 	return &l;
 }
 
+/* TLS over the connection as it is (the socket's own bufferevent below). */
+static int
+upstream_wrap_tls(struct session *s, const char *backend)
+{
+	struct bufferevent	*tb;
+	SSL			*ssl;
+
+	if ((ssl = tls_client_ssl(s->ctx->up_tls, backend, s->domain)) == NULL)
+		return -1;
+	tb = bufferevent_openssl_filter_new(s->ctx->base, s->ubev, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+	s->ubev = tb;
+	s->up_tls = UPTLS_HANDSHAKE;
+	bufferevent_setcb(s->ubev, upstream_read_cb, upstream_write_cb,
+	    upstream_event_cb, s);
+	bufferevent_setwatermark(s->ubev, EV_WRITE, SESSION_LOW_WATER, 0);
+	bufferevent_enable(s->ubev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+static struct xmlstream *
+upstream_parser(struct session *s)
+{
+	return xmlstream_new(upstream_limits(), NULL, XMLS_REPAIR | XMLS_KEEP,
+	    &upstream_cbs, s);
+}
+
+/* <proceed/> came: the handshake, then what the client sent meanwhile. */
+static void
+upstream_starttls(struct session *s)
+{
+	struct buf	*hold = s->up_hold;
+
+	s->up_switch = 0;
+	s->up_hold = NULL;
+	xmlstream_free(s->ux);
+	s->ux = upstream_parser(s);
+	if (upstream_wrap_tls(s, s->backend) == -1) {
+		buf_free(hold);
+		free(hold);
+		upstream_tls_error(s, "cannot set up TLS (out of memory?)");
+		return;
+	}
+	session_to_backend(s, hold);
+	buf_free(hold);
+	free(hold);
+	if (s->cbev != NULL && s->state == SS_RELAY)
+		bufferevent_enable(s->cbev, EV_READ);
+}
+
+/* Our own stream header: STARTTLS comes before the client's stream. */
+static void
+upstream_begin_starttls(struct session *s)
+{
+	struct buf	*b = session_buf();
+
+	buf_adds(b, "<?xml version='1.0'?><stream:stream to='");
+	serialize_attr_value(b, s->domain, strlen(s->domain));
+	buf_adds(b, "' xmlns='" XML_NS_CLIENT "' xmlns:stream='" XML_NS_STREAMS
+	    "' version='1.0'>");
+	bufferevent_write(s->ubev, b->data, b->len);
+	s->up_hold = xcalloc(1, sizeof(*s->up_hold));
+	buf_init(s->up_hold);
+	s->up_tls = UPTLS_FEATURES;
+}
+
+/* Direct TLS may use another port than the view's c2s address. */
+static void
+upstream_port(struct net_addr *a, int64_t port)
+{
+	if (port <= 0)
+		return;
+	a->port = (uint16_t)port;
+	if (a->ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&a->ss)->sin_port = htons(a->port);
+	else if (a->ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(a->port);
+}
+
+void
+upstream_drop(struct session *s)
+{
+	if (s->ubev != NULL)
+		bufferevent_free(s->ubev);
+	s->ubev = NULL;
+	xmlstream_free(s->ux);
+	s->ux = NULL;
+	free(s->backend);
+	s->backend = NULL;
+	if (s->up_hold != NULL) {
+		buf_free(s->up_hold);
+		free(s->up_hold);
+		s->up_hold = NULL;
+	}
+	s->up_header = s->up_open = s->up_error = s->up_switch = 0;
+	s->up_tls = UPTLS_OFF;
+}
+
 /* The backend the placement gives the domain; none: the client is told now. */
 int
 upstream_connect(struct session *s)
 {
-	const struct pbackend	*b;
-	char			 err[256], text[300];
-	int			 fd;
+	const struct pbackend		*b;
+	const struct backend_tls_conf	*t;
+	struct net_addr			 addr;
+	char				 err[256], text[300];
+	int				 fd;
 
-	b = placement_pick(hview_current(s->ctx->hv), s->domain, s->prefer);
+	b = move_placement(s->ctx, hview_current(s->ctx->hv), s->domain,
+	    s->prefer);
 	if (b == NULL) {
 		snprintf(text, sizeof(text), "no backend is available for %s; "
 		    "try again later", s->domain);
@@ -231,7 +438,11 @@ upstream_connect(struct session *s)
 		session_end(s, XML_COND_SYSTEM_SHUTDOWN, text);
 		return -1;
 	}
-	if ((fd = net_connect_nb(&b->address, err, sizeof(err))) == -1) {
+	t = tls_client_conf(s->ctx->up_tls, b->name);
+	addr = b->address;
+	if (t->mode == BTLS_DIRECT)
+		upstream_port(&addr, t->port);
+	if ((fd = net_connect_nb(&addr, err, sizeof(err))) == -1) {
 		log_warnx("backend %s: %s", b->name, err);
 		session_end(s, XML_COND_SYSTEM_SHUTDOWN, "the backend is "
 		    "unreachable: reconnect");
@@ -244,11 +455,16 @@ upstream_connect(struct session *s)
 		return -1;
 	}
 	s->backend = xstrdup(b->name);
-	s->ux = xmlstream_new(upstream_limits(), NULL, XMLS_REPAIR | XMLS_KEEP,
-	    &upstream_cbs, s);
+	s->ux = upstream_parser(s);
 	bufferevent_setcb(s->ubev, upstream_read_cb, upstream_write_cb,
 	    upstream_event_cb, s);
 	bufferevent_setwatermark(s->ubev, EV_WRITE, SESSION_LOW_WATER, 0);
 	bufferevent_enable(s->ubev, EV_READ | EV_WRITE);
+	if (t->mode == BTLS_STARTTLS)
+		upstream_begin_starttls(s);
+	else if (t->mode == BTLS_DIRECT && upstream_wrap_tls(s, b->name) == -1) {
+		session_end(s, XML_COND_INTERNAL_SERVER_ERROR, NULL);
+		return -1;
+	}
 	return 0;
 }

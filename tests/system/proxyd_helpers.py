@@ -16,7 +16,7 @@ class Chain:
 
     def __init__(self, prosody_factory, daemon_factory, workdir, backends=1,
                  domains=None, limits=None, require_tls=False, users=("alice", "bob"),
-                 extra=None, prosody_kw=None):
+                 extra=None, prosody_kw=None, backend_kw=None):
         self.workdir = workdir
         self.backends = [prosody_factory(**(prosody_kw or {})) for _ in range(backends)]
         self.names = [chr(ord("a") + i) for i in range(backends)]
@@ -24,7 +24,8 @@ class Chain:
             for u in users:
                 p.register(u, PASSWORD)
         self.hamon = daemon_factory("hamon", hamon_config(
-            workdir, [backend(n, p) for n, p in zip(self.names, self.backends)]))
+            workdir, [backend(n, p, **(backend_kw or {}).get(n, {}))
+                      for n, p in zip(self.names, self.backends)]))
         wait_states(self.hamon, {n: "up" for n in self.names})
         self.cert, self.key = harness.make_cert(workdir, harness.XMPP_DOMAIN)
         self.port_starttls = harness.free_port()
@@ -44,7 +45,9 @@ class Chain:
         }
         if limits:
             config["limits"] = limits
-        config.update(extra or {})
+        # EXTRA may be a function of the chain: keys that name its backends
+        # (a Prosody's certificate, its TLS port).
+        config.update((extra(self) if callable(extra) else extra) or {})
         self.proxyd = daemon_factory("proxyd", config)
         harness.wait_until(lambda: self.status()["hamon"]["view_received"], 10,
                            "proxyd has hamon's view")

@@ -61,3 +61,26 @@ def test_reload_adds_a_domain_and_a_listener(prosody_factory, daemon_factory,
     assert ch.status()["last_reload_error"]
     assert b"<stream:features" in features_or_error(new_port, "other.test")
     busy.close()
+
+
+def test_reload_with_a_new_preference_moves_the_domain_gracefully(
+        prosody_factory, daemon_factory, workdir):
+    ch = Chain(prosody_factory, daemon_factory, workdir, backends=2,
+               domains=[{"name": harness.XMPP_DOMAIN, "prefer": "a"}],
+               extra={"move_spread": "1s"})
+    raw, jid = raw_login(ch.port_plain, "alice")
+    assert [s["backend"] for s in ch.sessions() if s["jid"]] == ["a"]
+
+    config = dict(ch.proxyd.config)
+    config["domains"] = [{"name": harness.XMPP_DOMAIN, "prefer": "b"}]
+    ch.proxyd.write_config(config)
+    ch.proxyd.reload()
+    harness.wait_until(lambda: ch.status()["reloads"] == 1, 5, "reloaded")
+    assert ch.status()["domains"][0]["backend"] == "b"
+    # Not split across two backends: the session on a is ended (it was the
+    # only one, so at the start of the window), a new one lands on b.
+    cond, data = raw.wait_closed(timeout=5)
+    assert cond == "system-shutdown" and b"moved" in data, data
+    raw2, jid2 = raw_login(ch.port_plain, "alice")
+    assert [s["backend"] for s in ch.sessions() if s["jid"]] == ["b"]
+    raw2.close()

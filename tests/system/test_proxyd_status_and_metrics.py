@@ -19,7 +19,9 @@ def test_status_and_metrics_count_sessions_per_domain_and_backend(
     st = ch.status()
     assert st["sessions"] == 2
     assert st["domains"] == [{"name": harness.XMPP_DOMAIN, "sessions": 2,
-                              "max_connections": 1000, "backend": holder}]
+                              "max_connections": 1000, "moves_pending": 0,
+                              "backend": holder}]
+    assert st["moves"] == {"pending": 0, "ended": 0, "spread_ms": 5000}
     assert st["backend_sessions"][holder] == 2
     assert st["hamon"]["connected"] is True
     assert {b["name"] for b in st["hamon"]["backends"]} == {"a", "b"}
@@ -31,6 +33,7 @@ def test_status_and_metrics_count_sessions_per_domain_and_backend(
     assert f'proxyd_domain_sessions{{domain="{harness.XMPP_DOMAIN}"}} 2' in m, m
     assert f'proxyd_backend_sessions{{backend="{holder}"}} 2' in m, m
     assert "proxyd_hamon_connected 1" in m
+    assert "proxyd_moves_pending 0" in m and "proxyd_moved_sessions_total 0" in m
 
     r = ch.proxyd.cli("status")
     assert r.returncode == 0 and f"-> {holder}" in r.stdout, r.stdout + r.stderr

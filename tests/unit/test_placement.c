@@ -348,6 +348,285 @@ test_a_new_address_for_the_same_backend_is_a_move(void **unused)
 	pview_free(&v2);
 }
 
+/* Backend I of V gets STATE; only "up" stays eligible. */
+static void
+view_state(struct pview *v, size_t i, const char *state)
+{
+	free(v->b[i].state);
+	v->b[i].state = xstrdup(state);
+	v->b[i].eligible = strcmp(state, "up") == 0;
+}
+
+/* Failback, drain, maint: the old backend still serves, so no hurry. */
+static void
+test_sessions_leave_a_live_backend_spread(void **unused)
+{
+	static const char *const live[] = { "unsynced", "draining", "maint" };
+	struct pview		 v;
+	const struct pbackend	*a;
+	size_t			 i;
+
+	view_make(&v, five, NULL, 2);
+	a = pview_find(&v, "a");
+	/* Back on a by preference while b is up. */
+	assert_int_equal(placement_move_kind(&v, "b", a), MOVE_SPREAD);
+	assert_int_equal(placement_move_kind(&v, "a", a), MOVE_STAY);
+	for (i = 0; i < 3; i++) {
+		view_state(&v, 1, live[i]);
+		assert_int_equal(placement_move_kind(&v, "b", a), MOVE_SPREAD);
+	}
+	pview_free(&v);
+}
+
+static void
+test_sessions_leave_a_dead_or_gone_backend_at_once(void **unused)
+{
+	static const int	 b_down[] = { 1, 0 };
+	struct pview		 v;
+	const struct pbackend	*a;
+
+	view_make(&v, five, b_down, 2);
+	a = pview_find(&v, "a");
+	assert_int_equal(placement_move_kind(&v, "b", a), MOVE_NOW);
+	/* Not in the view at all. */
+	assert_int_equal(placement_move_kind(&v, "zz", a), MOVE_NOW);
+	pview_free(&v);
+	/* Alive, but nowhere to go: waiting would only delay the error. */
+	view_make(&v, five, NULL, 2);
+	view_state(&v, 0, "maint");
+	view_state(&v, 1, "draining");
+	assert_int_equal(placement_move_kind(&v, "b", NULL), MOVE_NOW);
+	pview_free(&v);
+}
+
+static void
+test_spread_delays_are_even_and_inside_the_window(void **unused)
+{
+	size_t		i, early = 0;
+	uint64_t	d, prev = 0;
+
+	assert_true(placement_spread_delay(5000, 0, 1) == 0);
+	assert_true(placement_spread_delay(5000, 0, 10) == 0);
+	assert_true(placement_spread_delay(5000, 1, 10) == 500);
+	assert_true(placement_spread_delay(5000, 9, 10) == 4500);
+	assert_true(placement_spread_delay(0, 3, 10) == 0);
+	for (i = 0; i < 1000; i++) {
+		d = placement_spread_delay(3600000, i, 1000);
+		assert_true(d >= prev && d < 3600000);
+		if (d < 360000)
+			early++;
+		prev = d;
+	}
+	/* A tenth of the window holds a tenth of the sessions, not all. */
+	assert_int_equal(early, 100);
+	/* No overflow at the largest window and a huge count. */
+	d = placement_spread_delay(3600000, (size_t)1 << 40, ((size_t)1 << 40) + 1);
+	assert_true(d < 3600000 && d > 3500000);
+}
+
+/* Views for the sticky rule: two backends, states by name. */
+static void
+view2(struct pview *v, const char *sa, const char *sb)
+{
+	view_make(v, five, NULL, 2);
+	view_state(v, 0, sa);
+	view_state(v, 1, sb);
+}
+
+static void
+test_a_domain_stays_on_its_backend_while_it_is_merely_unsynced(void **unused)
+{
+	struct pview		 v;
+	const struct pbackend	*b;
+	size_t			 i, stayed = 0;
+
+	for (i = 0; i < 200; i++) {
+		const char	*home, *other;
+
+		view2(&v, "up", "up");
+		home = strcmp(placement_pick(&v, domains[i], NULL)->name, "a") == 0 ?
+		    "a" : "b";
+		other = strcmp(home, "a") == 0 ? "b" : "a";
+		pview_free(&v);
+		/* Its backend falls behind its peer: it stays, the hash alone
+		 * would move it. */
+		if (strcmp(home, "a") == 0)
+			view2(&v, "unsynced", "up");
+		else
+			view2(&v, "up", "unsynced");
+		assert_string_equal(placement_pick(&v, domains[i], NULL)->name, other);
+		b = placement_next(&v, domains[i], NULL, home);
+		assert_non_null(b);
+		assert_string_equal(b->name, home);
+		/* Even against its preference: moving would lose writes. */
+		assert_string_equal(placement_next(&v, domains[i], other, home)->name,
+		    home);
+		stayed++;
+		pview_free(&v);
+	}
+	assert_int_equal(stayed, 200);
+}
+
+static void
+test_it_moves_when_its_backend_is_down_drained_or_in_maint(void **unused)
+{
+	static const char *const gone[] = { "down", "draining", "maint" };
+	struct pview		 v;
+	size_t			 i;
+
+	for (i = 0; i < 3; i++) {
+		view2(&v, gone[i], "up");
+		assert_string_equal(placement_next(&v, "example.com", NULL, "a")->name,
+		    "b");
+		pview_free(&v);
+	}
+	/* Gone from the view altogether. */
+	view2(&v, "up", "up");
+	assert_ptr_equal(placement_next(&v, "example.com", NULL, "zz"),
+	    placement_pick(&v, "example.com", NULL));
+	pview_free(&v);
+	/* Up again: the hash (and the preference) decide again. */
+	view2(&v, "up", "up");
+	assert_string_equal(placement_next(&v, "example.com", "b", "a")->name, "b");
+	pview_free(&v);
+}
+
+static void
+test_new_placements_use_only_eligible_backends(void **unused)
+{
+	struct pview	v;
+	size_t		i;
+
+	/* A returning backend is unsynced first: it gets nothing new. */
+	view2(&v, "unsynced", "up");
+	for (i = 0; i < 200; i++) {
+		assert_string_equal(placement_next(&v, domains[i], NULL, NULL)->name,
+		    "b");
+		assert_string_equal(placement_next(&v, domains[i], "a", "b")->name,
+		    "b");
+	}
+	pview_free(&v);
+	view2(&v, "unsynced", "unsynced");
+	assert_null(placement_next(&v, "example.com", NULL, NULL));
+	assert_string_equal(placement_next(&v, "example.com", NULL, "a")->name, "a");
+	pview_free(&v);
+}
+
+/* The domains of a config, for the table. */
+static struct domain_conf *
+confs_make(size_t n)
+{
+	struct domain_conf	*d = xcalloc(n, sizeof(*d));
+	size_t			 i;
+
+	for (i = 0; i < n; i++)
+		d[i].name = domains[i];
+	return d;
+}
+
+/* up/up, then a unsynced, b unsynced, a down, a unsynced, both up. */
+static void
+sequence_view(struct pview *v, size_t step)
+{
+	static const char *const st[][2] = {
+		{ "up", "up" }, { "unsynced", "up" }, { "unsynced", "unsynced" },
+		{ "down", "unsynced" }, { "unsynced", "up" }, { "up", "up" }
+	};
+
+	view2(v, st[step][0], st[step][1]);
+	v->generation = step + 1;
+}
+
+static void
+test_every_proxy_given_the_same_views_agrees(void **unused)
+{
+	struct placement_table	*t1 = placement_table_new();
+	struct placement_table	*t2 = placement_table_new();
+	struct domain_conf	*d = confs_make(2000);
+	struct pview		 v;
+	const char		*n1, *n2;
+	char			*first = xcalloc(2000, 1);
+	size_t			 step, i, on_a = 0;
+
+	for (step = 0; step < 6; step++) {
+		sequence_view(&v, step);
+		placement_table_update(t1, &v, d, 2000);
+		placement_table_update(t2, &v, d, 2000);
+		for (i = 0; i < 2000; i++) {
+			assert_int_equal(placement_table_get(t1, domains[i], &n1), 0);
+			assert_int_equal(placement_table_get(t2, domains[i], &n2), 0);
+			assert_true((n1 == NULL) == (n2 == NULL));
+			if (step == 0) {
+				first[i] = n1[0];
+				on_a += first[i] == 'a';
+			}
+			/* Through both unsynced, every domain stays put;
+			 * with a down and b unsynced, a's have nowhere to go
+			 * (b gets nothing new), then b once it is up. */
+			if (step <= 2)
+				assert_int_equal(n1[0], first[i]);
+			else if (step == 3 && first[i] == 'a')
+				assert_null(n1);
+			else if (step == 3 || step == 4)
+				assert_string_equal(n1, "b");
+			if (n1 != NULL)
+				assert_string_equal(n1, n2);
+		}
+		pview_free(&v);
+	}
+	free(first);
+	assert_true(on_a > 800 && on_a < 1200);
+	placement_table_free(t1);
+	placement_table_free(t2);
+	free(d);
+}
+
+static void
+test_the_table_follows_the_sequence_and_the_config(void **unused)
+{
+	struct placement_table	*t = placement_table_new();
+	struct domain_conf	*d = confs_make(3);
+	struct pview		 v;
+	const char		*n;
+	char			 up[64];
+
+	d[0].prefer = "a";
+	d[1].prefer = "a";
+	d[2].prefer = "b";
+	view2(&v, "up", "up");
+	assert_int_equal(placement_table_update(t, &v, d, 3), 3);
+	assert_int_equal(placement_table_update(t, &v, d, 3), 0);
+	pview_free(&v);
+	/* a merely unsynced: its domains stay. */
+	view2(&v, "unsynced", "up");
+	assert_int_equal(placement_table_update(t, &v, d, 3), 0);
+	snprintf(up, sizeof(up), "%s", domains[1]);
+	up[0] = 'D';
+	assert_int_equal(placement_table_get(t, up, &n), 0);
+	assert_string_equal(n, "a");
+	pview_free(&v);
+	/* a down: they move; a back unsynced: they do not return. */
+	view2(&v, "down", "up");
+	assert_int_equal(placement_table_update(t, &v, d, 3), 2);
+	pview_free(&v);
+	view2(&v, "unsynced", "up");
+	assert_int_equal(placement_table_update(t, &v, d, 3), 0);
+	assert_int_equal(placement_table_get(t, domains[0], &n), 0);
+	assert_string_equal(n, "b");
+	/* A reload that drops a domain drops it from the table. */
+	assert_int_equal(placement_table_update(t, &v, d + 1, 2), 0);
+	assert_int_equal(placement_table_get(t, domains[0], &n), -1);
+	pview_free(&v);
+	/* Nothing eligible, nothing held: none. */
+	view2(&v, "down", "down");
+	assert_int_equal(placement_table_update(t, &v, d + 1, 2), 2);
+	assert_int_equal(placement_table_get(t, domains[2], &n), 0);
+	assert_null(n);
+	pview_free(&v);
+	placement_table_free(t);
+	free(d);
+}
+
 int
 main(void)
 {
@@ -363,6 +642,14 @@ main(void)
 		cmocka_unit_test(test_no_eligible_backend_gives_null),
 		cmocka_unit_test(test_domains_are_placed_case_insensitively),
 		cmocka_unit_test(test_a_new_address_for_the_same_backend_is_a_move),
+		cmocka_unit_test(test_sessions_leave_a_live_backend_spread),
+		cmocka_unit_test(test_sessions_leave_a_dead_or_gone_backend_at_once),
+		cmocka_unit_test(test_spread_delays_are_even_and_inside_the_window),
+		cmocka_unit_test(test_a_domain_stays_on_its_backend_while_it_is_merely_unsynced),
+		cmocka_unit_test(test_it_moves_when_its_backend_is_down_drained_or_in_maint),
+		cmocka_unit_test(test_new_placements_use_only_eligible_backends),
+		cmocka_unit_test(test_every_proxy_given_the_same_views_agrees),
+		cmocka_unit_test(test_the_table_follows_the_sequence_and_the_config),
 	};
 
 	return cmocka_run_group_tests(tests, setup_domains, teardown_domains);

@@ -125,12 +125,14 @@ static const char full[] =
     "  stanzas_per_second: 20\n"
     "  stanza_timeout: 10s\n"
     "  auth_timeout: 30s\n"
+    "move_spread: 2500ms\n"
     "domains:\n"
     "  - name: example.com\n"
     "    max_connections: 100\n"
     "    prefer: a\n"
     "    limits: {depth: 10, stanzas_per_second: 5, auth_timeout: 5s}\n"
     "    tls: {cert: CERT, key: KEY}\n"
+    "    move_spread: 0s\n"
     "  - {name: Example.ORG}\n"
     "control: /run/x/proxyd.sock\n"
     "http: 127.0.0.1:9293\n";
@@ -167,6 +169,7 @@ test_every_key_is_read(void **unused)
 	assert_int_equal(c->limits.stanzas_per_second, 20);
 	assert_int_equal(c->limits.stanza_timeout_ms, 10000);
 	assert_int_equal(c->limits.auth_timeout_ms, 30000);
+	assert_int_equal(c->move_spread_ms, 2500);
 	assert_int_equal(c->ndomains, 2);
 	d = &c->domains[0];
 	assert_string_equal(d->name, "example.com");
@@ -174,6 +177,7 @@ test_every_key_is_read(void **unused)
 	assert_string_equal(d->prefer, "a");
 	assert_string_equal(d->tls.cert, cert_path);
 	assert_string_equal(d->tls.key, key_path);
+	assert_int_equal(d->move_spread_ms, 0);
 	assert_string_equal(c->common.control, "/run/x/proxyd.sock");
 	assert_true(c->common.has_http);
 	proxyd_conf_free(c);
@@ -200,6 +204,8 @@ test_domain_limits_override_only_what_they_name(void **unused)
 	assert_int_equal(o->max_connections, 0);
 	assert_null(o->prefer);
 	assert_null(o->tls.cert);
+	/* A domain that names no move_spread takes the global one. */
+	assert_int_equal(o->move_spread_ms, 2500);
 	proxyd_conf_free(c);
 }
 
@@ -235,6 +241,8 @@ test_defaults(void **unused)
 	assert_string_equal(c->hamon, "/run/jabber-ha/hamon.sock");
 	assert_false(c->require_tls);
 	assert_null(c->tls.cert);
+	assert_int_equal(c->move_spread_ms, 5000);
+	assert_int_equal(c->domains[0].move_spread_ms, 5000);
 	proxyd_conf_free(c);
 	/* tls defaults to starttls, which then needs a certificate. */
 	expect_error("listen: [{address: 127.0.0.1:5222}]\n"
@@ -320,6 +328,112 @@ test_domain_mistakes(void **unused)
 	expect_error(t, 2, 23, "preferred", "prefer");
 }
 
+static void
+test_move_spread_mistakes(void **unused)
+{
+	const char	*head = "listen: [{address: 127.0.0.1:5222, tls: none}]\n";
+	char		 t[512];
+
+	snprintf(t, sizeof(t), "%smove_spread: 5\n", head);
+	expect_error(t, 2, 14, "move_spread", "");
+	snprintf(t, sizeof(t), "%smove_spread: 2h\n", head);
+	expect_error(t, 2, 14, "move_spread", "");
+	snprintf(t, sizeof(t), "%sdomains: [{name: a.b, move_spread: -1s}]\n", head);
+	expect_error(t, 2, 36, "move_spread", "");
+	snprintf(t, sizeof(t), "%sdomains: [{name: a.b, move_sprad: 1s}]\n", head);
+	expect_error(t, 2, 23, "move_sprad", "move_spread");
+}
+
+static void
+test_backend_tls_global_and_per_backend(void **unused)
+{
+	struct cfg_errs			 errs = { NULL, 0 };
+	struct proxyd_conf		*c;
+	const struct backend_tls_conf	*g, *a, *b, *cc;
+
+	c = load("listen: [{address: 127.0.0.1:5222, tls: none}]\n"
+	    "backend_tls: {mode: starttls, ca: CERT, name: xmpp.example.com}\n"
+	    "backends:\n"
+	    "  - {name: a, tls: {mode: direct, port: 5223}}\n"
+	    "  - {name: b, tls: {verify: false}}\n"
+	    "  - {name: c}\n"
+	    "domains: [{name: example.com}]\n", &errs);
+	if (c == NULL) {
+		cfg_errs_print(&errs, stderr);
+		fail();
+	}
+	g = &c->backend_tls;
+	assert_int_equal(g->mode, BTLS_STARTTLS);
+	assert_string_equal(g->ca, cert_path);
+	assert_true(g->verify);
+	assert_string_equal(g->name, "xmpp.example.com");
+	assert_int_equal(c->nbackends, 3);
+	a = &c->backends[0].tls;
+	assert_string_equal(c->backends[0].name, "a");
+	assert_int_equal(a->mode, BTLS_DIRECT);
+	assert_int_equal(a->port, 5223);
+	/* What a backend does not name comes from backend_tls. */
+	assert_string_equal(a->ca, cert_path);
+	assert_true(a->verify);
+	assert_string_equal(a->name, "xmpp.example.com");
+	b = &c->backends[1].tls;
+	assert_int_equal(b->mode, BTLS_STARTTLS);
+	assert_false(b->verify);
+	cc = &c->backends[2].tls;
+	assert_memory_equal(cc, g, sizeof(*g));
+	proxyd_conf_free(c);
+
+	/* The default: plain XMPP, verification on once TLS is asked for. */
+	c = load("domains: [{name: example.com}]\n", &errs);
+	assert_non_null(c);
+	assert_int_equal(c->backend_tls.mode, BTLS_NONE);
+	assert_true(c->backend_tls.verify);
+	assert_null(c->backend_tls.ca);
+	assert_int_equal(c->nbackends, 0);
+	proxyd_conf_free(c);
+}
+
+static void
+test_backend_tls_mistakes(void **unused)
+{
+	expect_error("backend_tls: {mode: tls}\n", 1, 21, "mode", "must be one of");
+	expect_error("backend_tls: {mode: starttls, ca: /nonexistent/ca.pem}\n",
+	    1, 35, "ca", "cannot read");
+	expect_error("backend_tls: {mode: direct, port: 70000}\n", 1, 35, "port", "");
+	expect_error("backend_tls: {mode: direct, verfiy: false}\n", 1, 29, "verfiy",
+	    "verify");
+	expect_error("backend_tls: {name: 'a b'}\n", 1, 21, "name", "not a host");
+	expect_error("backends: [{name: a}, {name: a}]\n", 1, 30, "name",
+	    "listed twice");
+	expect_error("backends: [{tls: {mode: none}}]\n", 1, 12, "name", "");
+	expect_error("backends: [a]\n", 1, 12, "backends", "");
+}
+
+/* A CA file that is not PEM stops the start (or a reload) with its name. */
+static void
+test_a_bad_ca_file_is_refused_by_name(void **unused)
+{
+	struct cfg_errs		 errs = { NULL, 0 };
+	struct proxyd_conf	*c;
+	struct tls_client	*tc;
+	char			 err[512];
+
+	c = load("backend_tls: {mode: starttls, ca: CERT}\n", &errs);
+	assert_non_null(c);
+	assert_null(tls_client_new(c, err, sizeof(err)));
+	assert_non_null(strstr(err, cert_path));
+	assert_non_null(strstr(err, "CA file"));
+	proxyd_conf_free(c);
+	/* Mode none needs no CA at all. */
+	c = load("backend_tls: {mode: none, ca: CERT}\n", &errs);
+	assert_non_null(c);
+	assert_non_null(tc = tls_client_new(c, err, sizeof(err)));
+	assert_int_equal(tls_client_conf(tc, "zz")->mode, BTLS_NONE);
+	assert_null(tls_client_ssl(tc, "zz", "example.com"));
+	tls_client_free(tc);
+	proxyd_conf_free(c);
+}
+
 /* An idle proxyd (no listener, no domain) is valid: a reload fills it. */
 static void
 test_empty_config_is_an_idle_proxy(void **unused)
@@ -357,6 +471,10 @@ main(void)
 		cmocka_unit_test(test_tls_mistakes),
 		cmocka_unit_test(test_limit_mistakes),
 		cmocka_unit_test(test_domain_mistakes),
+		cmocka_unit_test(test_move_spread_mistakes),
+		cmocka_unit_test(test_backend_tls_global_and_per_backend),
+		cmocka_unit_test(test_backend_tls_mistakes),
+		cmocka_unit_test(test_a_bad_ca_file_is_refused_by_name),
 		cmocka_unit_test(test_empty_config_is_an_idle_proxy),
 		cmocka_unit_test(test_unknown_top_key_is_named),
 	};
