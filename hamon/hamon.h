@@ -154,6 +154,13 @@ struct view_backend {
 	char			*last_error;	/* "" when none */
 	int64_t			 lag_ms;
 	int			 eligible;
+	/*
+	 * Unsynced, but up (or holding) in the previous view: it keeps the
+	 * domains it serves, and gets no new ones.  A returning backend,
+	 * unsynced while it catches up, does not hold.  Published, so that
+	 * every proxy places domains from the view alone.
+	 */
+	int			 holds;
 };
 struct view {
 	uint64_t		 generation;	/* grows with every state change */

@@ -110,9 +110,11 @@ status_row(FILE *fp, const struct jval *b, int w, int color, uint64_t now_ms)
 	status_ms(lat, sizeof(lat), b, "latency_ms", "%.1fms");
 	status_ms(lag, sizeof(lag), b, "lag_ms", "%.0fms");
 	status_ms(fails, sizeof(fails), b, "failures", "%.0f");
-	fprintf(fp, "%-*s  %s%-9s%s %-8s %-9s %-8s %-7s %s\n", w,
+	/* An unsynced backend that keeps serving its domains says so. */
+	fprintf(fp, "%-*s  %s%-9s%s %-8s %-9s %-8s %-7s %s%s\n", w,
 	    status_str(b, "name", "?"), color ? status_colour(state) : "", state,
 	    color ? "\033[0m" : "", since, lat, fails, lag,
+	    jval_bool(b, "holds", 0) ? "(keeps its domains) " : "",
 	    status_str(b, "last_error", "-"));
 }
 

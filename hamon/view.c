@@ -159,7 +159,8 @@ view_differs(const struct view *prev, const struct view *out)
 		    !view_str_eq(prev->backends[i].address,
 		    out->backends[i].address) ||
 		    prev->backends[i].state != out->backends[i].state ||
-		    prev->backends[i].admin != out->backends[i].admin)
+		    prev->backends[i].admin != out->backends[i].admin ||
+		    prev->backends[i].holds != out->backends[i].holds)
 			return 1;
 	return 0;
 }
@@ -207,6 +208,8 @@ view_compute(const struct observation *obs, const enum admin_state *admin,
 			b->state = pb->state;
 			b->eligible = pb->eligible;
 		}
+		b->holds = b->state == BACKEND_UNSYNCED && pb != NULL &&
+		    (pb->state == BACKEND_UP || pb->holds);
 		b->since_ms = pb != NULL && pb->state == b->state ? pb->since_ms :
 		    now_ms;
 	}
@@ -281,6 +284,7 @@ view_json_backend(const struct view_backend *b, struct json *j)
 	else
 		json_null(j);
 	json_kv_bool(j, "eligible", b->eligible);
+	json_kv_bool(j, "holds", b->holds);
 	json_obj_end(j);
 }
 

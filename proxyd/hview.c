@@ -149,6 +149,12 @@ pview_backend_bad(const struct jval *o)
 		return "eligible: missing or not a boolean";
 	if (v->b && strcmp(jval_str(o, "state"), "up") != 0)
 		return "eligible: true while the state is not up";
+	/* Optional: a hamon that predates it holds nothing. */
+	v = jval_get(o, "holds");
+	if (v != NULL && v->type != J_BOOL)
+		return "holds: not a boolean";
+	if (v != NULL && v->b && strcmp(jval_str(o, "state"), "unsynced") != 0)
+		return "holds: true while the state is not unsynced";
 	if (!pview_opt_ok(o, "since_ms", 'u'))
 		return "since_ms: not a non-negative integer";
 	if (!pview_opt_ok(o, "latency_ms", 'n'))
@@ -181,6 +187,7 @@ pview_parse_backend(const struct jval *o, struct pbackend *b, char *err,
 	b->name = xstrdup(jval_str(o, "name"));
 	b->state = xstrdup(jval_str(o, "state"));
 	b->eligible = jval_bool(o, "eligible", 0);
+	b->holds = jval_bool(o, "holds", 0);
 	return 0;
 }
 
@@ -284,7 +291,8 @@ pbackend_equal(const struct pbackend *a, const struct pbackend *b)
 {
 	return strcmp(a->name, b->name) == 0 &&
 	    strcmp(a->address.text, b->address.text) == 0 &&
-	    strcmp(a->state, b->state) == 0 && !a->eligible == !b->eligible;
+	    strcmp(a->state, b->state) == 0 && !a->eligible == !b->eligible &&
+	    !a->holds == !b->holds;
 }
 
 int
@@ -485,6 +493,7 @@ hview_status_backends(const struct pview *v, struct json *j)
 		json_kv_str(j, "address", v->b[i].address.text);
 		json_kv_str(j, "state", v->b[i].state);
 		json_kv_bool(j, "eligible", v->b[i].eligible);
+		json_kv_bool(j, "holds", v->b[i].holds);
 		json_obj_end(j);
 	}
 	json_arr_end(j);

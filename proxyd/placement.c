@@ -3,23 +3,21 @@
  * weight) hashing over the eligible backends, so that every proxy given the
  * same view agrees and losing a backend moves only that backend's domains.
  *
- * The rule, as every proxy applies it to each view in turn (placement_next):
+ * The rule, a function of the view alone, so that every proxy given the
+ * same view agrees (one that just started, or missed views while hamon was
+ * away, included):
  *
- *  1. A domain whose previous placement (the one this rule gave it under the
- *     previous view) is a backend that CUR shows "unsynced" stays there.
- *     The backend is alive; only its spool is behind its peer's, and moving
- *     the domain would cut every session for a peer that lacks the newest
- *     writes.  It moves when that backend is down, draining, maint, gone
- *     from the view, or (once up again) when rule 2 says so.
- *  2. Otherwise: the preferred backend if it is eligible, else the eligible
- *     backend with the highest weight; none when nothing is eligible.  New
- *     placements (a domain placed nowhere before) use rule 2 only, so an
- *     unsynced backend never receives a domain it did not already hold.
+ *  - the candidates are the eligible backends (up) and those hamon marks
+ *    `holds`: unsynced after being up.  Such a backend is alive, only its
+ *    spool is behind its peer's; moving its domains would cut every session
+ *    for a peer that lacks the newest writes, so it keeps them.  A backend
+ *    that returns unsynced (catching up) does not hold: it gets nothing.
+ *  - the preferred backend if it is a candidate, else the candidate with the
+ *    highest weight; none when there is no candidate.
  *
- * The result depends on the sequence of views, not on the last one alone:
- * proxies that saw the same sequence agree.  A proxy that starts (or that
- * missed views while hamon was away) while a domain's backend is unsynced
- * places it by rule 2 until the next view that moves it anyway.
+ * Since a holding backend stays a candidate, the hash gives it back exactly
+ * the domains it had.  Its limit: a domain newly configured while its
+ * winner holds goes there too (it has no sessions or data to lose).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +136,7 @@ placement_pick(const struct pview *v, const char *domain, const char *prefer)
 		return NULL;
 	for (i = 0; i < v->n; i++) {
 		b = &v->b[i];
-		if (!b->eligible)
+		if (!b->eligible && !b->holds)
 			continue;
 		if (prefer != NULL && strcmp(b->name, prefer) == 0)
 			return b;
@@ -206,19 +204,7 @@ placement_spread_delay(uint64_t spread_ms, size_t i, size_t k)
 	return spread_ms / k * i + spread_ms % k * i / k;
 }
 
-const struct pbackend *
-placement_next(const struct pview *cur, const char *domain, const char *prefer,
-    const char *prev)
-{
-	const struct pbackend	*b;
-
-	if (prev != NULL && (b = pview_find(cur, prev)) != NULL &&
-	    strcmp(b->state, "unsynced") == 0)
-		return b;
-	return placement_pick(cur, domain, prefer);
-}
-
-/* The sticky state: each served domain and where the rule put it last. */
+/* Each served domain and where the rule puts it now. */
 struct placed {
 	char	*domain;
 	char	*backend;	/* NULL: nowhere */
@@ -284,8 +270,7 @@ placement_table_update(struct placement_table *t, const struct pview *cur,
 
 	for (i = 0; i < n; i++) {
 		old = placement_table_find(t, d[i].name);
-		b = placement_next(cur, d[i].name, d[i].prefer,
-		    old != NULL ? old->backend : NULL);
+		b = placement_pick(cur, d[i].name, d[i].prefer);
 		v[i].domain = xstrdup(d[i].name);
 		v[i].backend = b != NULL ? xstrdup(b->name) : NULL;
 		if (old == NULL || (old->backend == NULL) != (b == NULL) ||

@@ -270,6 +270,7 @@ struct pbackend {
 	struct net_addr	 address;	/* the backend's c2s address */
 	char		*state;		/* up down unsynced draining maint */
 	int		 eligible;	/* new sessions may go there */
+	int		 holds;		/* unsynced, keeping the domains it served */
 };
 struct pview {
 	uint64_t	 generation;
@@ -313,10 +314,11 @@ void		 hview_status(const struct hview *, struct json *);
 
 /* placement.c: which backend holds a domain: rendezvous hashing */
 /*
- * Pure: the eligible backend with the highest hash(domain, backend name);
- * PREFER (a backend name, may be NULL) wins whenever it is eligible.  Every
- * proxy given the same view picks the same backend, and losing a backend
- * moves only its own domains.  NULL when nothing is eligible.
+ * Pure: of the candidates (eligible, or holding: see placement.c), the one
+ * with the highest hash(domain, backend name); PREFER (a backend name, may
+ * be NULL) wins whenever it is a candidate.  Every proxy given the same view
+ * picks the same backend, and losing a backend moves only its own domains.
+ * NULL when there is no candidate.
  */
 const struct pbackend *placement_pick(const struct pview *, const char *domain,
 		    const char *prefer);
@@ -331,16 +333,10 @@ size_t		 placement_moves(const struct pview *old, const struct pview *cur,
 		    const char *const *domains, const char *const *prefers, size_t n,
 		    size_t *moved_idx);
 /*
- * Pure: where DOMAIN goes in CUR when the previous view had it on PREV (a
- * backend name; NULL: nowhere or not known).  The rule is written out at the
- * top of placement.c: PREV while CUR shows it unsynced, else placement_pick.
- */
-const struct pbackend *placement_next(const struct pview *cur, const char *domain,
-		    const char *prefer, const char *prev);
-/*
- * The sticky state placement_next needs: each served domain and its backend.
- * Update it with every view, in order, and after a reload (D: the domains
- * served now; others are dropped); returns how many placements changed.
+ * Each served domain and its backend, as placement_pick gives it: what moved
+ * from one view to the next.  Update it with every view and after a reload
+ * (D: the domains served now; others are dropped); returns how many
+ * placements changed.
  * _get: the backend name (NULL: none) of DOMAIN, case-insensitive; -1 when
  * the table does not hold DOMAIN.
  */

@@ -46,6 +46,17 @@ def test_an_unsynced_backend_keeps_its_domain_and_sessions(
     backends = {s["jid"]: s["backend"] for s in ch.sessions() if s["jid"]}
     assert backends == {jid: "a", fresh_jid: "a"}, backends
     assert ch.status()["moves"]["ended"] == 0
+    # hamon's view says a holds: a proxy started only now, which never saw
+    # a up, places the domain on a too (every proxy agrees).
+    assert view["backends"][0]["holds"] is True, view
+    cfg = {k: v for k, v in ch.proxyd.config.items()
+           if k not in ("control", "http", "listen")}
+    cfg["listen"] = [{"address": f"127.0.0.1:{harness.free_port()}", "tls": "none"}]
+    late = daemon_factory("proxyd", cfg)
+    harness.wait_until(lambda: late.status()["hamon"]["view_received"], 10,
+                       "the late proxy has hamon's view")
+    assert late.status()["domains"][0]["backend"] == "a"
+    late.stop()
 
     # In sync again: up, nothing moved.
     pair.start("b")

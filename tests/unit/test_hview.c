@@ -39,6 +39,7 @@ static const struct field good[] = {
 	{ "last_error", "null" },
 	{ "lag_ms", "12" },
 	{ "eligible", "true" },
+	{ "holds", "false" },
 };
 #define NGOOD	(sizeof(good) / sizeof(good[0]))
 
@@ -156,8 +157,29 @@ test_what_hamon_publishes_parses(void **unused)
 	assert_string_equal(v.b[1].address.text, "[::1]:5223");
 	assert_string_equal(v.b[2].state, "unsynced");
 	assert_false(v.b[2].eligible);
+	assert_false(v.b[2].holds);		/* never up: holds nothing */
 	pview_free(&v);
 	json_free(&j);
+
+	/* c up, then unsynced: it holds, and the proxy reads so. */
+	{
+		struct view	up, again;
+
+		o[2].synced = 1;
+		view_compute(o, NULL, 3, &hv, "proxy-1", 1700000000001ull, &up);
+		o[2].synced = 0;
+		view_compute(o, NULL, 3, &up, "proxy-1", 1700000000002ull, &again);
+		json_init(&j);
+		view_json(&again, &j);
+		assert_int_equal(parse_text(json_text(&j), &v, err, sizeof(err)), 0);
+		assert_string_equal(v.b[2].state, "unsynced");
+		assert_true(v.b[2].holds);
+		assert_false(v.b[0].holds);
+		pview_free(&v);
+		json_free(&j);
+		view_free(&up);
+		view_free(&again);
+	}
 	view_free(&hv);
 }
 
@@ -214,6 +236,8 @@ static const struct bad bad_backend[] = {
 	{ "failures", "null" },
 	{ "last_error", "5" }, { "last_error", "{}" }, { "last_error", "\"a\\u0000b\"" },
 	{ "lag_ms", "-5" }, { "lag_ms", "\"x\"" }, { "lag_ms", "1.5" },
+	{ "holds", "\"yes\"" }, { "holds", "1" }, { "holds", "null" },
+	{ "holds", "true" },		/* the state is up: inconsistent */
 };
 
 static void

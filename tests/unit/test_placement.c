@@ -433,8 +433,16 @@ view2(struct pview *v, const char *sa, const char *sb)
 	view_state(v, 1, sb);
 }
 
+/* Backend I holds (hamon: unsynced after being up). */
 static void
-test_a_domain_stays_on_its_backend_while_it_is_merely_unsynced(void **unused)
+hold(struct pview *v, size_t i)
+{
+	assert_string_equal(v->b[i].state, "unsynced");
+	v->b[i].holds = 1;
+}
+
+static void
+test_a_domain_stays_on_its_backend_while_it_merely_holds(void **unused)
 {
 	struct pview		 v;
 	const struct pbackend	*b;
@@ -442,25 +450,27 @@ test_a_domain_stays_on_its_backend_while_it_is_merely_unsynced(void **unused)
 
 	for (i = 0; i < 200; i++) {
 		const char	*home, *other;
+		size_t		 hi;
 
 		view2(&v, "up", "up");
 		home = strcmp(placement_pick(&v, domains[i], NULL)->name, "a") == 0 ?
 		    "a" : "b";
 		other = strcmp(home, "a") == 0 ? "b" : "a";
+		hi = home[0] == 'a' ? 0 : 1;
 		pview_free(&v);
-		/* Its backend falls behind its peer: it stays, the hash alone
-		 * would move it. */
-		if (strcmp(home, "a") == 0)
+		/* Its backend falls behind its peer: unsynced alone would move
+		 * it; holding, it stays. */
+		if (hi == 0)
 			view2(&v, "unsynced", "up");
 		else
 			view2(&v, "up", "unsynced");
 		assert_string_equal(placement_pick(&v, domains[i], NULL)->name, other);
-		b = placement_next(&v, domains[i], NULL, home);
+		hold(&v, hi);
+		b = placement_pick(&v, domains[i], NULL);
 		assert_non_null(b);
 		assert_string_equal(b->name, home);
-		/* Even against its preference: moving would lose writes. */
-		assert_string_equal(placement_next(&v, domains[i], other, home)->name,
-		    home);
+		/* The other backend's domains stay where they were too. */
+		assert_string_equal(placement_pick(&v, domains[i], home)->name, home);
 		stayed++;
 		pview_free(&v);
 	}
@@ -476,39 +486,32 @@ test_it_moves_when_its_backend_is_down_drained_or_in_maint(void **unused)
 
 	for (i = 0; i < 3; i++) {
 		view2(&v, gone[i], "up");
-		assert_string_equal(placement_next(&v, "example.com", NULL, "a")->name,
-		    "b");
+		assert_string_equal(placement_pick(&v, "example.com", "a")->name, "b");
 		pview_free(&v);
 	}
-	/* Gone from the view altogether. */
-	view2(&v, "up", "up");
-	assert_ptr_equal(placement_next(&v, "example.com", NULL, "zz"),
-	    placement_pick(&v, "example.com", NULL));
-	pview_free(&v);
 	/* Up again: the hash (and the preference) decide again. */
 	view2(&v, "up", "up");
-	assert_string_equal(placement_next(&v, "example.com", "b", "a")->name, "b");
+	assert_string_equal(placement_pick(&v, "example.com", "b")->name, "b");
 	pview_free(&v);
 }
 
 static void
-test_new_placements_use_only_eligible_backends(void **unused)
+test_a_returning_backend_holds_nothing_and_gets_nothing(void **unused)
 {
 	struct pview	v;
 	size_t		i;
 
-	/* A returning backend is unsynced first: it gets nothing new. */
+	/* A returning backend is unsynced first, holding nothing. */
 	view2(&v, "unsynced", "up");
 	for (i = 0; i < 200; i++) {
-		assert_string_equal(placement_next(&v, domains[i], NULL, NULL)->name,
-		    "b");
-		assert_string_equal(placement_next(&v, domains[i], "a", "b")->name,
-		    "b");
+		assert_string_equal(placement_pick(&v, domains[i], NULL)->name, "b");
+		assert_string_equal(placement_pick(&v, domains[i], "a")->name, "b");
 	}
 	pview_free(&v);
 	view2(&v, "unsynced", "unsynced");
-	assert_null(placement_next(&v, "example.com", NULL, NULL));
-	assert_string_equal(placement_next(&v, "example.com", NULL, "a")->name, "a");
+	assert_null(placement_pick(&v, "example.com", NULL));
+	hold(&v, 0);
+	assert_string_equal(placement_pick(&v, "example.com", NULL)->name, "a");
 	pview_free(&v);
 }
 
@@ -524,7 +527,10 @@ confs_make(size_t n)
 	return d;
 }
 
-/* up/up, then a unsynced, b unsynced, a down, a unsynced, both up. */
+/*
+ * up/up, then a unsynced (holding), b unsynced (holding), a down, a back
+ * unsynced (holding nothing), both up: hamon's holds as it computes them.
+ */
 static void
 sequence_view(struct pview *v, size_t step)
 {
@@ -532,8 +538,13 @@ sequence_view(struct pview *v, size_t step)
 		{ "up", "up" }, { "unsynced", "up" }, { "unsynced", "unsynced" },
 		{ "down", "unsynced" }, { "unsynced", "up" }, { "up", "up" }
 	};
+	static const int holds[][2] = {
+		{ 0, 0 }, { 1, 0 }, { 1, 1 }, { 0, 1 }, { 0, 0 }, { 0, 0 }
+	};
 
 	view2(v, st[step][0], st[step][1]);
+	v->b[0].holds = holds[step][0];
+	v->b[1].holds = holds[step][1];
 	v->generation = step + 1;
 }
 
@@ -560,13 +571,11 @@ test_every_proxy_given_the_same_views_agrees(void **unused)
 				first[i] = n1[0];
 				on_a += first[i] == 'a';
 			}
-			/* Through both unsynced, every domain stays put;
-			 * with a down and b unsynced, a's have nowhere to go
-			 * (b gets nothing new), then b once it is up. */
+			/* Through both unsynced, every domain stays put; with
+			 * a down, b (holding) is the only candidate; a back
+			 * but catching up gets nothing. */
 			if (step <= 2)
 				assert_int_equal(n1[0], first[i]);
-			else if (step == 3 && first[i] == 'a')
-				assert_null(n1);
 			else if (step == 3 || step == 4)
 				assert_string_equal(n1, "b");
 			if (n1 != NULL)
@@ -597,8 +606,9 @@ test_the_table_follows_the_sequence_and_the_config(void **unused)
 	assert_int_equal(placement_table_update(t, &v, d, 3), 3);
 	assert_int_equal(placement_table_update(t, &v, d, 3), 0);
 	pview_free(&v);
-	/* a merely unsynced: its domains stay. */
+	/* a merely unsynced, holding: its domains stay. */
 	view2(&v, "unsynced", "up");
+	hold(&v, 0);
 	assert_int_equal(placement_table_update(t, &v, d, 3), 0);
 	snprintf(up, sizeof(up), "%s", domains[1]);
 	up[0] = 'D';
@@ -617,7 +627,7 @@ test_the_table_follows_the_sequence_and_the_config(void **unused)
 	assert_int_equal(placement_table_update(t, &v, d + 1, 2), 0);
 	assert_int_equal(placement_table_get(t, domains[0], &n), -1);
 	pview_free(&v);
-	/* Nothing eligible, nothing held: none. */
+	/* No candidate: none. */
 	view2(&v, "down", "down");
 	assert_int_equal(placement_table_update(t, &v, d + 1, 2), 2);
 	assert_int_equal(placement_table_get(t, domains[2], &n), 0);
@@ -645,9 +655,9 @@ main(void)
 		cmocka_unit_test(test_sessions_leave_a_live_backend_spread),
 		cmocka_unit_test(test_sessions_leave_a_dead_or_gone_backend_at_once),
 		cmocka_unit_test(test_spread_delays_are_even_and_inside_the_window),
-		cmocka_unit_test(test_a_domain_stays_on_its_backend_while_it_is_merely_unsynced),
+		cmocka_unit_test(test_a_domain_stays_on_its_backend_while_it_merely_holds),
 		cmocka_unit_test(test_it_moves_when_its_backend_is_down_drained_or_in_maint),
-		cmocka_unit_test(test_new_placements_use_only_eligible_backends),
+		cmocka_unit_test(test_a_returning_backend_holds_nothing_and_gets_nothing),
 		cmocka_unit_test(test_every_proxy_given_the_same_views_agrees),
 		cmocka_unit_test(test_the_table_follows_the_sequence_and_the_config),
 	};

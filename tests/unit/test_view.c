@@ -460,6 +460,39 @@ test_peers_gone_never_hides_a_check_error_or_revives_a_down_backend(void **unuse
 	view_free(&v);
 }
 
+/* holds: unsynced after up (or after holding); never for a returning backend. */
+static void
+test_an_unsynced_backend_holds_only_what_it_served(void **unused)
+{
+	static const struct { int alive, synced, holds; } seq[] = {
+		{ 1, 1, 0 },		/* up */
+		{ 1, 0, 1 },		/* falls behind: keeps its domains */
+		{ 1, 0, 1 },		/* still */
+		{ 0, 0, 0 },		/* down */
+		{ 1, 0, 0 },		/* back, catching up: holds nothing */
+		{ 1, 1, 0 },		/* up */
+	};
+	struct observation	o;
+	struct view		prev, cur;
+	uint64_t		gen = 0;
+	size_t			i;
+
+	memset(&prev, 0, sizeof(prev));
+	for (i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		o = obs("a", 1, seq[i].alive, 1, seq[i].synced);
+		view_compute(&o, NULL, 1, i > 0 ? &prev : NULL, "h", T0 + i, &cur);
+		assert_int_equal(cur.backends[0].holds, seq[i].holds);
+		assert_false(cur.backends[0].eligible && cur.backends[0].holds);
+		if (i == 2)
+			assert_int_equal(cur.generation, gen);	/* no change */
+		gen = cur.generation;
+		if (i > 0)
+			view_free(&prev);
+		prev = cur;
+	}
+	view_free(&prev);
+}
+
 int
 main(void)
 {
@@ -480,6 +513,7 @@ main(void)
 		cmocka_unit_test(test_address_change_bumps_generation_and_is_published),
 		cmocka_unit_test(test_a_spool_whose_peer_died_with_its_backend_stays_eligible),
 		cmocka_unit_test(test_peers_gone_never_hides_a_check_error_or_revives_a_down_backend),
+		cmocka_unit_test(test_an_unsynced_backend_holds_only_what_it_served),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
