@@ -2,6 +2,11 @@
  * listener.c: proxyd's listening sockets: one per `listen` entry, handing
  * each accepted connection to the session layer.
  */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -10,7 +15,8 @@
 
 #include "proxyd.h"
 
-#define LISTENER_BACKLOG	1024
+/* The kernel caps it at net.core.somaxconn (4096 on current kernels). */
+#define LISTENER_BACKLOG	4096
 
 struct listener {
 	struct evconnlistener	*ev;
@@ -25,7 +31,13 @@ listener_accept_cb(struct evconnlistener *ev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct listener	*l = arg;
+	int		 on = 1;
 
+	/*
+	 * Stanzas are small and each is written whole: Nagle would hold a
+	 * reply back until the client's delayed ACK, some 4 ms a message.
+	 */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	l->accept(fd, sa, (socklen_t)salen, l->conf, l->arg);
 }
 

@@ -661,12 +661,15 @@ class HAProxy:
     """haproxy -db in TCP mode: one frontend on a free port, BACKENDS behind it.
 
     BACKENDS: list of (name, port) on 127.0.0.1.  XMPP_CHECK: the field notes'
-    stream-features tcp-check (inter/fall/rise as given).
+    stream-features tcp-check (inter/fall/rise as given).  MAXCONN: its global
+    maxconn (haproxy sizes its open-file limit from it: about 2 fds a client).
     """
 
     def __init__(self, backends, xmpp_check=False, check_domain=XMPP_DOMAIN,
-                 inter="250ms", fall=2, rise=2, port=None, balance="roundrobin"):
+                 inter="250ms", fall=2, rise=2, port=None, balance="roundrobin",
+                 maxconn=4096):
         self.backends = list(backends)
+        self.maxconn = maxconn
         self.xmpp_check = xmpp_check
         self.check_domain = check_domain
         self.inter, self.fall, self.rise = inter, fall, rise
@@ -685,7 +688,7 @@ class HAProxy:
             "global",
             "    log stderr format raw local0 info",
             f"    stats socket {self.stats_socket} mode 600 level admin",
-            "    maxconn 4096",
+            f"    maxconn {self.maxconn}",
             "defaults",
             "    mode tcp",
             "    log global",

@@ -1,0 +1,81 @@
+# test_bench_tools.py: the benchmark's own tools work: build/tests/loadgen logs
+# clients in to build/tests/echo_xmpp, directly and through a real proxyd, and
+# their messages arrive, counted, with a measured latency.
+
+import json
+import os
+import subprocess
+import types
+
+import harness
+from hamon_helpers import backend, hamon_config, wait_states
+
+
+def tool(name):
+    path = harness.build_dir() / "tests" / name
+    assert os.access(path, os.X_OK), f"{path} is not built (make unit)"
+    return str(path)
+
+
+def start_echo(workdir):
+    log = os.path.join(workdir, "echo.log")
+    port = harness.free_port()
+    proc = harness.spawn([tool("echo_xmpp"), "-p", str(port)], log, name="echo_xmpp")
+    harness.wait_log(log, rf"^port {port}$", 5, proc=proc)
+    return proc, port, log
+
+
+def loadgen(port, *args):
+    r = subprocess.run([tool("loadgen"), "-t", f"127.0.0.1:{port}", "-n", "4",
+                        "-r", "400", "-s", "1", "-a", "0.2"] + list(args),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def assert_delivered(res):
+    assert res["logged_in"] == 4 and res["failed"] == 0 and res["errors"] == 0, res
+    # 400/s for 1 s: every message sent in the window arrives, none is lost.
+    assert 300 <= res["measured"] <= 500, res
+    assert res["received"] == res["sent"], res
+    assert 0 < res["p50_us"] <= res["p99_us"] and res["min_us"] > 0, res
+
+
+def test_loadgen_and_echo_backend_exchange_messages_directly_and_through_proxyd(
+        daemon_factory, workdir):
+    echo, port, log = start_echo(workdir)
+    try:
+        assert_delivered(loadgen(port))
+
+        be = types.SimpleNamespace(port=port, domain=harness.XMPP_DOMAIN)
+        hamon = daemon_factory("hamon", hamon_config(workdir, [backend("a", be)]))
+        wait_states(hamon, {"a": "up"})
+        plain = harness.free_port()
+        proxyd = daemon_factory("proxyd", {
+            "listen": [{"address": f"127.0.0.1:{plain}", "tls": "none"}],
+            "hamon": hamon.control,
+            "limits": {"stanzas_per_second": 0},
+            "domains": [{"name": harness.XMPP_DOMAIN, "max_connections": 0}]})
+        harness.wait_until(lambda: proxyd.status()["hamon"]["view_received"], 10,
+                           "proxyd has hamon's view")
+        assert_delivered(loadgen(plain))
+
+        # Idle mode holds its clients logged in: proxyd lists their JIDs.
+        idle = subprocess.Popen([tool("loadgen"), "-t", f"127.0.0.1:{plain}", "-n", "2",
+                                 "-I"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+        try:
+            line = json.loads(idle.stdout.readline())
+            assert line["mode"] == "idle" and line["logged_in"] == 2, line
+            r = proxyd.cli("sessions", "--json")
+            assert r.returncode == 0, r.stdout + r.stderr
+            jids = sorted(s["jid"] for s in json.loads(r.stdout))
+            assert jids == ["u0@example.test/r0", "u1@example.test/r1"], r.stdout
+        finally:
+            idle.stdin.close()
+            assert idle.wait(10) == 0
+    finally:
+        echo.stop()
+    # The echo backend counted what it routed: both runs' messages.
+    counts = json.loads(harness.read_text(log).strip().splitlines()[-1])
+    assert counts["logins"] >= 8 and counts["routed"] >= 600, counts
