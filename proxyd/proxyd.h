@@ -405,6 +405,13 @@ const struct listen_conf *listener_conf(const struct listener *);
 
 /* session.c: one client connection from accept to close */
 struct session;
+/* count.c: live session counts by name; ICASE: names compare case-insensitively */
+struct count_map;
+struct count_map *count_map_new(int icase);
+void		 count_map_free(struct count_map *);
+void		 count_add(struct count_map *, const char *key, int delta);
+size_t		 count_get(const struct count_map *, const char *key);
+
 struct session_ctx {
 	struct event_base	*base;
 	const struct proxyd_conf *conf;		/* swapped on reload */
@@ -414,6 +421,8 @@ struct session_ctx {
 	struct placement_table	*placed;	/* each domain's backend, sticky */
 	struct session		*head;		/* all sessions */
 	size_t			 count;
+	/* Sessions not closing, by domain and by backend: see session_recount. */
+	struct count_map	*by_domain, *by_backend;
 	struct metrics		*metrics;
 	uint64_t		 accepted, refused, no_backend, tls_failures;
 	uint64_t		 errors[XML_COND_COUNT];	/* stream errors sent */

@@ -122,6 +122,36 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 	session_free(arg);
 }
 
+/*
+ * Brings ctx's counts in line with S: a session counts for its domain and its
+ * backend while it is not closing.  Called after every change to either, or
+ * to the state; cheap when nothing changed.
+ */
+void
+session_recount(struct session *s)
+{
+	int		 live = s->state != SS_CLOSING;
+	const char	*dom = live ? s->domain : NULL;
+	const char	*be = live ? s->backend : NULL;
+
+	if (!(dom == NULL && s->cnt_domain == NULL) &&
+	    (dom == NULL || s->cnt_domain == NULL ||
+	    strcasecmp(dom, s->cnt_domain) != 0)) {
+		count_add(s->ctx->by_domain, s->cnt_domain, -1);
+		free(s->cnt_domain);
+		s->cnt_domain = dom != NULL ? xstrdup(dom) : NULL;
+		count_add(s->ctx->by_domain, s->cnt_domain, 1);
+	}
+	if (!(be == NULL && s->cnt_backend == NULL) &&
+	    (be == NULL || s->cnt_backend == NULL ||
+	    strcmp(be, s->cnt_backend) != 0)) {
+		count_add(s->ctx->by_backend, s->cnt_backend, -1);
+		free(s->cnt_backend);
+		s->cnt_backend = be != NULL ? xstrdup(be) : NULL;
+		count_add(s->ctx->by_backend, s->cnt_backend, 1);
+	}
+}
+
 void
 session_free(struct session *s)
 {
@@ -134,6 +164,8 @@ session_free(struct session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	ctx->count--;
+	s->state = SS_CLOSING;
+	session_recount(s);
 	move_cancel(s);
 	if (s->ev_free != NULL)
 		event_free(s->ev_free);
@@ -204,6 +236,7 @@ session_end(struct session *s, enum xml_cond cond, const char *text)
 		session_to_backend(s, b);
 	}
 	s->state = SS_CLOSING;
+	session_recount(s);
 	if (s->cbev != NULL) {
 		bufferevent_disable(s->cbev, EV_READ);
 		bufferevent_setwatermark(s->cbev, EV_WRITE, 0, 0);
@@ -435,6 +468,7 @@ session_take_domain(struct session *s, const struct xml_node *root)
 			return -1;
 		}
 		s->domain = xstrdup(d->name);
+		session_recount(s);
 		free(s->prefer);
 		s->prefer = d->prefer != NULL ? xstrdup(d->prefer) : NULL;
 		session_limits_from(s, &d->limits);
@@ -712,27 +746,13 @@ session_sweep(struct session_ctx *ctx)
 size_t
 session_count_domain(const struct session_ctx *ctx, const char *domain)
 {
-	const struct session	*s;
-	size_t			 n = 0;
-
-	for (s = ctx->head; s != NULL; s = s->next)
-		if (s->state != SS_CLOSING && s->domain != NULL &&
-		    strcasecmp(s->domain, domain) == 0)
-			n++;
-	return n;
+	return count_get(ctx->by_domain, domain);
 }
 
 size_t
 session_count_backend(const struct session_ctx *ctx, const char *backend)
 {
-	const struct session	*s;
-	size_t			 n = 0;
-
-	for (s = ctx->head; s != NULL; s = s->next)
-		if (s->state != SS_CLOSING && s->backend != NULL &&
-		    strcmp(s->backend, backend) == 0)
-			n++;
-	return n;
+	return count_get(ctx->by_backend, backend);
 }
 
 static const char *

@@ -53,6 +53,7 @@ struct session {
 	double			 tokens;
 	uint64_t		 tok_ms;
 	char			*domain, *prefer, *backend;
+	char			*cnt_domain, *cnt_backend;	/* as counted now */
 	char			*pending_user, *user, *jid;
 	char			 addr[64];
 	uint64_t		 since_ms, start_mono, last_mono;
@@ -61,6 +62,7 @@ struct session {
 
 /* session.c */
 void		 session_free(struct session *);
+void		 session_recount(struct session *);	/* after domain/backend/state */
 void		 session_end(struct session *, enum xml_cond, const char *text);
 struct buf	*session_buf(void);	/* the serialiser's scratch, emptied */
 void		 session_to_client(struct session *, const struct buf *);

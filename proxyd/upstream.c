@@ -410,6 +410,7 @@ upstream_drop(struct session *s)
 	s->ux = NULL;
 	free(s->backend);
 	s->backend = NULL;
+	session_recount(s);
 	if (s->up_hold != NULL) {
 		buf_free(s->up_hold);
 		free(s->up_hold);
@@ -455,6 +456,7 @@ upstream_connect(struct session *s)
 		return -1;
 	}
 	s->backend = xstrdup(b->name);
+	session_recount(s);
 	s->ux = upstream_parser(s);
 	bufferevent_setcb(s->ubev, upstream_read_cb, upstream_write_cb,
 	    upstream_event_cb, s);
