@@ -43,6 +43,7 @@ struct srv {
 	srv_script	 script;
 	void		*arg;
 	int		 conns;
+	int		 scripts_done;	/* connections whose script returned */
 	char		 got[16384];	/* what the last connection sent */
 	size_t		 ngot;
 	size_t		 mark;		/* srv_expect looks after it */
@@ -140,8 +141,26 @@ srv_main(void *arg)
 		s->ngot = s->mark = 0;
 		s->script(s, fd);
 		close(fd);
+		__atomic_add_fetch(&s->scripts_done, 1, __ATOMIC_SEQ_CST);
 	}
 	return NULL;
+}
+
+/*
+ * Runs BASE until N scripts have returned (or MS pass): a probe may report
+ * before the bytes it writes next (its stream close) have left the loop.
+ */
+static UNUSED void
+srv_wait_scripts(struct srv *s, struct event_base *base, int n, int ms)
+{
+	struct timespec	ts = { 0, 1000000 };
+	int		i;
+
+	for (i = 0; i < ms && __atomic_load_n(&s->scripts_done,
+	    __ATOMIC_SEQ_CST) < n; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		nanosleep(&ts, NULL);
+	}
 }
 
 static UNUSED void

@@ -155,6 +155,8 @@ probe_once(srv_script script, void *arg, int timeout_ms, struct outcome *o,
 	o->t0 = now_mono_ms();
 	(void)check_xmpp_start(base, &t, timeout_ms, outcome_cb, o);
 	run_until(base, o, 1, timeout_ms + 3000);
+	if (keep != NULL)
+		srv_wait_scripts(&s, base, 1, 3000);
 	srv_stop(&s);
 	if (keep != NULL)
 		*keep = s;
