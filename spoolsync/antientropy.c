@@ -17,6 +17,8 @@
 
 #include "engine.h"
 
+#define AE_RECONCILE_STEP	2048	/* rescan entries looked at per loop turn */
+
 struct mfreq {
 	TAILQ_ENTRY(mfreq) entry;
 	int		 full;
@@ -40,6 +42,8 @@ struct ajob {
 };
 
 static void	ae_finish(struct peer *, int ok);
+static int	ae_defer(struct peer *);
+static int	ae_busy(struct peer *);
 
 /* Shared manifests. */
 
@@ -282,8 +286,9 @@ ae_on_manifest_req(struct link *l, const struct wire_manifest_req *req)
 		return;
 	}
 	mfs->req = mf_request(l->sp, full, ae_serve_cb, mfs);
-	/* The peer compares: so do we, unless we just did. */
-	if (!p->ae.running && now_mono_ms() - p->ae.done_ms > AE_RECIPROCAL_MS)
+	/* The peer compares: so do we, unless we just did (or files flow). */
+	if (!p->ae.running && now_mono_ms() - p->ae.done_ms > AE_RECIPROCAL_MS &&
+	    (full || !ae_defer(p)))
 		ae_start(p, full, "the peer compares");
 	else if (p->ae.running && full)
 		p->ae.again = p->ae.again_full = 1;
@@ -336,26 +341,56 @@ ae_rec_differs(const struct st_rec *r, const struct mf_entry *e)
 	    (r->hash_ok && memcmp(r->hash, e->hash, MF_HASH_LEN) != 0);
 }
 
+/*
+ * Entries [FROM, TO) of MF against the records: how many changed.  LISTED
+ * counts the live records MF lists, OLD those of them untouched since
+ * SINCE_MS (monotonic), which a rescan's gone check needs.
+ */
 static size_t
-ae_reconcile(struct spoolsync *sp, const struct manifest *mf)
+ae_reconcile_range(struct spoolsync *sp, const struct manifest *mf, size_t from,
+    size_t to, size_t *listed, uint64_t since_ms, size_t *old)
+{
+	const struct st_rec	*r;
+	size_t			 found = 0;
+
+	state_begin(sp->st);	/* the slice's records in one transaction */
+	for (size_t i = from; i < to; i++) {
+		int	changed;
+
+		r = state_get(sp->st, mf->e[i].path);
+		if (r != NULL && !r->deleted && r->touched_ms < since_ms)
+			(*old)++;
+		if (!ae_rec_differs(r, &mf->e[i])) {
+			(*listed)++;
+			continue;
+		}
+		if (mf->e[i].flags & MF_F_NOHASH)
+			changed = sync_adopt_new(sp, &mf->e[i]);
+		else
+			changed = sync_adopt(sp, &mf->e[i]);
+		if (changed == -1)
+			changed = sync_local_check(sp, mf->e[i].path);
+		if (changed) {
+			sync_enqueue_all(sp, mf->e[i].path);
+			found++;
+		}
+		if ((r = state_get(sp->st, mf->e[i].path)) != NULL && !r->deleted)
+			(*listed)++;
+	}
+	state_commit(sp->st);
+	return found;
+}
+
+/* Records of paths MF does not list: gone, unless they came meanwhile. */
+static size_t
+ae_reconcile_gone(struct spoolsync *sp, const struct manifest *mf)
 {
 	struct st_rec	**v;
 	size_t		  n, found = 0;
 	char		**gone;
 	size_t		  ngone = 0;
 
-	for (size_t i = 0; i < mf->n; i++) {
-		int	changed;
-
-		if (!ae_rec_differs(state_get(sp->st, mf->e[i].path), &mf->e[i]))
-			continue;
-		if ((changed = sync_adopt(sp, &mf->e[i])) == -1)
-			changed = sync_local_check(sp, mf->e[i].path);
-		if (changed) {
-			sync_enqueue_all(sp, mf->e[i].path);
-			found++;
-		}
-	}
+	state_begin(sp->st);
 	n = state_collect(sp->st, "", &v);
 	gone = xcalloc(n + 1, sizeof(*gone));
 	for (size_t i = 0; i < n; i++)
@@ -370,28 +405,131 @@ ae_reconcile(struct spoolsync *sp, const struct manifest *mf)
 		free(gone[i]);
 	}
 	free(gone);
+	state_commit(sp->st);
 	return found;
 }
 
-static void
-ae_rescan_cb(struct mfref *ref, const char *err, void *arg)
+static size_t
+ae_reconcile(struct spoolsync *sp, const struct manifest *mf)
 {
-	struct spoolsync	*sp = arg;
-	size_t			 n;
+	size_t	listed = 0, old = 0, found;
 
-	if (ref == NULL)
+	found = ae_reconcile_range(sp, mf, 0, mf->n, &listed, 0, &old);
+	/* Every live record stands for a listed path: none is gone. */
+	if (listed == state_live_count(sp->st))
+		return found;
+	return found + ae_reconcile_gone(sp, mf);
+}
+
+/*
+ * The rescan only looks for local changes, so a file it has no hash for
+ * (a new one) is not read here: it becomes a record without one, hashed
+ * when it is shipped.  An initial sync starts shipping at once instead of
+ * after a pass over every byte of the tree.
+ */
+static void
+ae_rescan_run(void *arg)
+{
+	struct ajob	*j = arg;
+
+	j->rc = manifest_build_quick(j->rootfd, j->ex, j->prev != NULL ?
+	    j->prev->mf : NULL, &j->out, j->err, sizeof(j->err));
+}
+
+/* The records follow the listing a slice per loop turn: the first changes
+ * ship while the rest of a big tree is still being looked at. */
+struct rescan {
+	struct spoolsync *sp;
+	struct manifest	*mf;
+	size_t		 next, found, listed;
+	size_t		 live0, old;	/* live records at the start; listed of them */
+	uint64_t	 start_ms;
+	struct event	*ev;
+};
+
+static void
+rescan_free(struct rescan *rs)
+{
+	if (rs == NULL)
 		return;
-	n = sp->mode == MODE_RECEIVE ? 0 : ae_reconcile(sp, ref->mf);
-	if (!sp->rescan_done || n > 0)
+	if (rs->sp->rescan_run == rs)
+		rs->sp->rescan_run = NULL;
+	event_free(rs->ev);
+	manifest_free(rs->mf);
+	free(rs);
+}
+
+static void
+ae_rescan_step_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rescan		*rs = arg;
+	struct spoolsync	*sp = rs->sp;
+	struct timeval		 tv = { 0, 0 };
+	size_t			 to;
+
+	to = rs->mf->n - rs->next > AE_RECONCILE_STEP ? rs->next +
+	    AE_RECONCILE_STEP : rs->mf->n;
+	rs->found += ae_reconcile_range(sp, rs->mf, rs->next, to, &rs->listed,
+	    rs->start_ms, &rs->old);
+	rs->next = to;
+	if (rs->next < rs->mf->n) {
+		evtimer_add(rs->ev, &tv);	/* after the links' turn */
+		return;
+	}
+	/*
+	 * Only a record older than the rescan can be gone unseen (the others
+	 * were just made or looked at): when the listing names every one of
+	 * them, none is.
+	 */
+	if (rs->old != rs->live0)
+		rs->found += ae_reconcile_gone(sp, rs->mf);
+	if (!sp->rescan_done || rs->found > 0)
 		log_info("rescan: %zu entries, %zu changed since they were last "
-		    "seen", ref->mf->n, n);
+		    "seen", rs->mf->n, rs->found);
 	sp->rescan_done = 1;
+	rescan_free(rs);
+}
+
+static void
+ae_rescan_done(void *arg, int cancelled)
+{
+	struct ajob		*j = arg;
+	struct spoolsync	*sp = j->sp;
+	struct rescan		*rs;
+	struct timeval		 tv = { 0, 0 };
+
+	if (cancelled || j->rc == -1 || sp->mode == MODE_RECEIVE) {
+		if (!cancelled && j->rc == -1)
+			log_warnx("rescan: listing the tree: %s", j->err);
+		else if (!cancelled)
+			sp->rescan_done = 1;
+		ajob_free(j);
+		return;
+	}
+	rescan_free(sp->rescan_run);	/* this listing is newer */
+	rs = xcalloc(1, sizeof(*rs));
+	rs->sp = sp;
+	rs->start_ms = now_mono_ms();	/* touched in this ms: not older */
+	rs->live0 = state_live_count(sp->st);
+	rs->mf = j->out;
+	j->out = NULL;
+	ajob_free(j);
+	if ((rs->ev = evtimer_new(sp->base, ae_rescan_step_cb, rs)) == NULL)
+		fatalx("rescan: out of memory for a timer");
+	sp->rescan_run = rs;
+	evtimer_add(rs->ev, &tv);
 }
 
 void
 ae_rescan(struct spoolsync *sp)
 {
-	mf_request(sp, 0, ae_rescan_cb, sp);
+	struct ajob	*j = xcalloc(1, sizeof(*j));
+
+	j->sp = sp;
+	j->rootfd = sp->rootfd;
+	j->ex = sp->ex;
+	j->prev = mfref_get(sp->last_mf);
+	bg_submit(sp->bg, ae_rescan_run, ae_rescan_done, j);
 }
 
 static void
@@ -696,11 +834,50 @@ ae_on_manifest(struct link *l, const struct wire_chunk *c)
 	}
 }
 
+/* Files flow on the link: a pass now finds only what is in flight. */
+static int
+ae_busy(struct peer *p)
+{
+	struct link	*l = peer_up_link(p);
+
+	if (l == NULL)
+		return 0;
+	return p->nqueued > 0 || l->nops > 0 || recv_busy(l) ||
+	    now_mono_ms() - l->last_file_ms < AE_QUIET_MS;
+}
+
+/*
+ * A pass due while the link is busy waits (an initial sync would otherwise
+ * list and compare both trees again and again while they converge), but
+ * never longer than AE_DEFER_MAX_MS: overflows and a new link still start
+ * one at once.  1 when deferred (the timer looks again).
+ */
+static int
+ae_defer(struct peer *p)
+{
+	struct ae	*ae = &p->ae;
+	struct timeval	 tv = { AE_DEFER_RECHECK_MS / 1000,
+			    (AE_DEFER_RECHECK_MS % 1000) * 1000 };
+	uint64_t	 now = now_mono_ms();
+
+	if (ae->running || !ae_busy(p) || (ae->deferred_ms != 0 &&
+	    now - ae->deferred_ms >= AE_DEFER_MAX_MS)) {
+		ae->deferred_ms = 0;
+		return 0;
+	}
+	if (ae->deferred_ms == 0)
+		ae->deferred_ms = now;
+	evtimer_add(ae->ev_timer, &tv);
+	return 1;
+}
+
 static void
 ae_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct peer	*p = arg;
 
+	if (ae_defer(p))
+		return;
 	ae_start(p, 0, p->ae.clean ? "periodic" : "checking again");
 }
 
@@ -713,7 +890,8 @@ ae_outbox_drained(struct peer *p)
 	    !ae->running && !ae_synced(p))
 		ae_mark_synced(p);
 	if (!ae->running && ae->ok_since_up && !ae->clean &&
-	    now_mono_ms() - ae->done_ms >= (uint64_t)ae->backoff_ms / 2)
+	    now_mono_ms() - ae->done_ms >= (uint64_t)ae->backoff_ms / 2 &&
+	    !ae_busy(p))
 		ae_start(p, 0, "queued changes shipped");
 }
 
@@ -779,6 +957,8 @@ void
 ae_shutdown(struct spoolsync *sp)
 {
 	struct mfreq	*req;
+
+	rescan_free(sp->rescan_run);
 
 	while ((req = TAILQ_FIRST(&sp->mf_wait)) != NULL) {
 		TAILQ_REMOVE(&sp->mf_wait, req, entry);

@@ -246,6 +246,14 @@ apply_tmp_copy(struct apply_tmp *t, int srcfd, uint64_t len, char *err,
 	return 0;
 }
 
+/* What now lies at the target: the record of this apply (its echo). */
+static void
+apply_tmp_placed(struct apply_tmp *t)
+{
+	t->placed_ok = fstatat(t->dirfd, t->leaf, &t->placed,
+	    AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 /* Without an explicit mode, a replaced file keeps the mode it had. */
 static void
 apply_keep_mode(struct apply_tmp *t, const struct apply_meta *m)
@@ -284,6 +292,7 @@ apply_tmp_commit(struct apply_tmp *t, const struct apply_meta *m, char *err,
 		goto fail;
 	}
 	t->name[0] = '\0';
+	apply_tmp_placed(t);
 	if (fsync(t->dirfd) == -1) {
 		apply_err(err, errlen, t->path, "fsync of its directory", errno);
 		apply_tmp_close(t);
@@ -292,7 +301,9 @@ apply_tmp_commit(struct apply_tmp *t, const struct apply_meta *m, char *err,
 	apply_tmp_close(t);
 	return 0;
 fail:
+	fd = errno;
 	apply_tmp_abort(t);
+	errno = fd;
 	return -1;
 }
 
@@ -325,13 +336,18 @@ fail:
 int
 apply_tmp_rename(struct apply_tmp *t, char *err, size_t errlen)
 {
+	int	e;
+
 	if (apply_injected(APPLY_STEP_RENAME) ||
 	    renameat(t->dirfd, t->name, t->dirfd, t->leaf) == -1) {
-		apply_err(err, errlen, t->path, "renaming into place", errno);
+		e = errno;	/* EISDIR: a directory in the way (the caller's) */
+		apply_err(err, errlen, t->path, "renaming into place", e);
 		apply_tmp_abort(t);
+		errno = e;
 		return -1;
 	}
 	t->name[0] = '\0';
+	apply_tmp_placed(t);
 	apply_tmp_close(t);
 	return 0;
 }

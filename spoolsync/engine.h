@@ -25,9 +25,9 @@ struct evp_md_ctx_st;
 #define LINK_OUT_LOW		(1 * 1024 * 1024)	/* resume below this */
 #define LINK_OUT_MAX		(64 * 1024 * 1024)	/* a peer that never reads */
 #define LINK_FRAMES_PER_READ	256
-#define SYNC_WINDOW		2048	/* changes in flight per link */
+#define SYNC_WINDOW		4096	/* changes in flight per link */
 #define SYNC_OPEN_MAX		64	/* of those, not yet wholly sent (< SYNC_RX_MAX) */
-#define SYNC_COMMIT_MAX		2048	/* received files being committed per link */
+#define SYNC_COMMIT_MAX		4096	/* received files being committed per link */
 #define SYNC_PUMP_BUDGET	(2 * 1024 * 1024)	/* bytes per pump turn */
 #define SYNC_SMALL_MAX		(1024 * 1024)	/* read and hashed on the loop */
 #define SYNC_RX_MAX		256	/* files arriving at once on a link */
@@ -41,7 +41,7 @@ struct evp_md_ctx_st;
 #define AE_RECIPROCAL_MS	1000	/* a peer's AE starts ours unless this recent */
 #define AE_DEFER_RECHECK_MS	250	/* a pass due while files flow: look again */
 #define AE_DEFER_MAX_MS		30000	/* and run it anyway after this long */
-#define AE_QUIET_MS		200	/* nothing heard this long: the traffic settled */
+#define AE_QUIET_MS		1000	/* no file this long: the traffic settled */
 #define STATE_TOMB_TTL_NS	(30LL * 24 * 3600 * 1000000000LL)
 #define SYNC_CLOCK_SKEW_NS	0
 
@@ -105,7 +105,8 @@ struct op {
 	struct wire_attr attr;
 	struct vv	 vv;
 	uint64_t	 ino;
-	int		 hash_done, sig_done, begun;
+	int		 hash_done, sig_done, begun, delta_done;
+	int		 sig_asked;	/* SIG_REQ sent (maybe before it was needed) */
 	struct delta_job *job;		/* loadsig, then delta */
 	struct rs_signature *sig;
 	struct hashjob	*hj;
@@ -130,6 +131,8 @@ struct rx {
 	int		 conflict;	/* we won: keep ours, tell the sender */
 	struct apply_tmp tmp;
 	int		 tmp_open;
+	int		 mem;		/* small: held in body, written by the committer */
+	struct buf	 body;
 	int		 basis_fd;
 	struct delta_job *patch;
 	struct evp_md_ctx_st *md;
@@ -154,6 +157,7 @@ struct commit {
 	struct apply_meta m;
 	int		 ran, rc, e;
 	int		 stale;		/* the content check failed */
+	int		 blocked;	/* a directory is where the file goes */
 	char		 err[512];
 };
 TAILQ_HEAD(commitq, commit);
@@ -166,6 +170,10 @@ struct sigjob {
 	struct delta_job *job;
 	struct buf	 out;
 	int		 done;
+	char		*path;
+	int		 cache;		/* settled when begun: cached if unchanged */
+	struct sig_key	 key;
+	struct buf	 all;		/* what went out, for the cache */
 };
 TAILQ_HEAD(sigq, sigjob);
 
@@ -219,6 +227,7 @@ struct link {
 	size_t		 nsigs;
 	struct commitq	 commits;	/* files being committed by workers */
 	size_t		 ncommits;
+	uint64_t	 last_file_ms;	/* monotonic: the last FILE_BEGIN */
 	/* manifests */
 	struct mfsendq	 mfs;
 	struct mfref	*audit_mf;	/* an audit session's hash cache */
@@ -287,6 +296,7 @@ struct peer {
 TAILQ_HEAD(mfreqq, mfreq);
 
 struct repair;
+struct rescan;
 
 struct spoolsync {
 	struct daemon	*d;
@@ -306,6 +316,9 @@ struct spoolsync {
 	struct commitq	 commit_wait;	/* received, checked, not yet committed */
 	int		 commit_running;
 	struct pmap	*applying;	/* path -> commits running: not local changes */
+	struct sigcache	*sigs;		/* made when big files land (recvfile.c) */
+	struct bg	*sig_bg;
+	size_t		 sig_pending;
 	struct queue	*q;
 	struct watch	*w;
 	struct evconnlistener *lev;
@@ -318,6 +331,7 @@ struct spoolsync {
 	struct mfreqq	 mf_run;	/* served by the build running */
 	int		 mf_building;
 	int		 rescan_done;
+	struct rescan	*rescan_run;	/* a rescan's records, made a slice a turn */
 	struct event	*ev_gc, *ev_qkick;
 	struct repair	*repair;
 	/* figures */
@@ -362,6 +376,10 @@ void		 sync_queue_cb(struct queue *, void *);
 int		 sync_local_check(struct spoolsync *, const char *path);
 void		 sync_check_and_enqueue(struct spoolsync *, const char *path);
 int		 sync_adopt(struct spoolsync *, const struct mf_entry *);
+int		 sync_adopt_new(struct spoolsync *, const struct mf_entry *);
+void		 sync_hash_record(struct spoolsync *, struct st_rec *);
+/* R's stat (inode, device, size, mtime, ctime, mode, owner) is ST's. */
+int		 sync_same_stat(const struct st_rec *, const struct stat *);
 void		 sync_save(struct spoolsync *, struct st_rec *);
 
 /* sync.c: the per-peer outboxes, the pump and its acks */
@@ -412,6 +430,8 @@ void		 recv_save_loser_local(struct spoolsync *, const char *node,
 		    const char *path);
 struct st_rec	*recv_record(struct spoolsync *, const char *path, const struct vv *,
 		    const unsigned char *hash);
+struct st_rec	*recv_record_stat(struct spoolsync *, const char *path,
+		    const struct vv *, const unsigned char *hash, const struct stat *);
 void		 recv_forget_tree(struct spoolsync *, const char *path);
 
 /* recvfile.c: files arriving, committed by workers; signatures for peers */

@@ -70,7 +70,7 @@ sync_type(const struct stat *st)
 	return 0;
 }
 
-static int
+int
 sync_same_stat(const struct st_rec *r, const struct stat *st)
 {
 	return r->ino == (uint64_t)st->st_ino && r->dev == (uint64_t)st->st_dev &&
@@ -389,7 +389,8 @@ sync_adopt(struct spoolsync *sp, const struct mf_entry *e)
 	struct stat	 st;
 	int		 same;
 
-	if (e->type != MF_FILE || (e->flags & (MF_F_UNSTABLE | MF_F_RACY)) ||
+	if (e->type != MF_FILE ||
+	    (e->flags & (MF_F_UNSTABLE | MF_F_RACY | MF_F_NOHASH)) ||
 	    exclude_match(sp->ex, e->path) || pmap_get(sp->applying, e->path) ||
 	    sync_lstat(sp, e->path, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_ino != e->ino || (uint64_t)st.st_dev != e->dev ||
@@ -410,6 +411,58 @@ sync_adopt(struct spoolsync *sp, const struct mf_entry *e)
 	}
 	sync_save(sp, r);
 	return !same;
+}
+
+/*
+ * A new file seen by a quick rescan: recorded from the walk's stat without
+ * its hash (hash_ok 0); the sender hashes what it reads once it ships it,
+ * and a file changed since the walk no longer matches the record's stat.
+ * -1 when PATH has a live record (look at it instead).
+ */
+int
+sync_adopt_new(struct spoolsync *sp, const struct mf_entry *e)
+{
+	struct st_rec	*r = state_get(sp->st, e->path);
+
+	if (e->type != MF_FILE || (r != NULL && !r->deleted) ||
+	    exclude_match(sp->ex, e->path) || pmap_get(sp->applying, e->path))
+		return -1;
+	r = state_lookup_or_new(sp->st, e->path);
+	r->type = MF_FILE;
+	r->mode = e->mode;
+	r->uid = e->uid;
+	r->gid = e->gid;
+	r->size = e->size;
+	r->mtime_ns = e->mtime_ns;
+	r->ctime_ns = e->ctime_ns;
+	r->ino = e->ino;
+	r->dev = e->dev;
+	r->hash_ok = 0;
+	memset(r->hash, 0, sizeof(r->hash));
+	r->deleted = 0;
+	sync_bump(sp, r);
+	sync_save(sp, r);
+	return 1;
+}
+
+/*
+ * R, recorded without its hash (a rescan's new file), gets it now if the
+ * file still has the recorded stat: a decision needs to know the content.
+ */
+void
+sync_hash_record(struct spoolsync *sp, struct st_rec *r)
+{
+	unsigned char	h[MF_HASH_LEN];
+	struct stat	st;
+
+	if (r->deleted || r->type != MF_FILE || r->hash_ok ||
+	    r->size > SYNC_SMALL_MAX ||
+	    sync_read_small(sp, r->path, NULL, h, &st) != 0 ||
+	    !sync_same_stat(r, &st))
+		return;
+	memcpy(r->hash, h, MF_HASH_LEN);
+	r->hash_ok = 1;
+	sync_save(sp, r);
 }
 
 /* Moves. */
@@ -640,16 +693,23 @@ sync_queue_cb(struct queue *q, void *arg)
 	struct timeval		 tv = { 0, 0 };
 	int			 n = 0;
 
+	state_begin(sp->st);	/* one transaction for the turn's records */
 	while ((e = queue_pop(q)) != NULL) {
 		sync_handle_entry(sp, e);
 		queue_entry_free(e);
-		if (++n == SYNC_POP_MAX) {
-			/* Let the links run; the queue waits for the kick. */
-			if (sp->ev_qkick == NULL)
-				sp->ev_qkick = evtimer_new(sp->base, sync_qkick_cb, sp);
-			evtimer_add(sp->ev_qkick, &tv);
-			return;
-		}
+		if (++n == SYNC_POP_MAX)
+			break;		/* let the links run */
+	}
+	state_commit(sp->st);
+	/*
+	 * Entries may have fallen due meanwhile (the commit takes a while):
+	 * the queue calls again only once kicked, so a kick is owed whenever
+	 * any are left.
+	 */
+	if (queue_pending(q) > 0) {
+		if (sp->ev_qkick == NULL)
+			sp->ev_qkick = evtimer_new(sp->base, sync_qkick_cb, sp);
+		evtimer_add(sp->ev_qkick, &tv);
 	}
 }
 

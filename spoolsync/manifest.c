@@ -49,6 +49,7 @@ struct mf_build {
 	const struct exclude	*ex;
 	const struct manifest	*prev;
 	int			 full;
+	int			 quick;		/* MF_F_NOHASH instead of hashing */
 	struct manifest		*mf;
 	unsigned char		*rbuf;
 	char			 path[PATH_REL_MAX + 2];
@@ -307,7 +308,7 @@ mf_read_link(int dfd, const char *name, const char *path, struct mf_entry *e,
  */
 static int
 mf_fill(int dfd, const char *name, const char *path, const struct stat *st,
-    const struct manifest *prev, int full, unsigned char *rbuf,
+    const struct manifest *prev, int full, int quick, unsigned char *rbuf,
     struct manifest *mf, struct mf_entry *e, char *err, size_t errlen)
 {
 	const struct mf_entry	*p;
@@ -328,6 +329,11 @@ mf_fill(int dfd, const char *name, const char *path, const struct stat *st,
 		e->type = MF_FILE;
 		memcpy(e->hash, p->hash, MF_HASH_LEN);
 		mf->reused++;
+		return 0;
+	}
+	if (quick && p == NULL) {
+		e->type = MF_FILE;
+		e->flags = MF_F_NOHASH;
 		return 0;
 	}
 	return mf_hash_file(dfd, name, path, rbuf, e, &mf->hashed_bytes, err,
@@ -397,8 +403,8 @@ mf_visit(struct mf_build *b, int dfd, size_t plen, const char *name)
 		return -1;
 	}
 	e = mf_push(b->mf);
-	rv = mf_fill(dfd, name, b->path, &st, b->prev, b->full, b->rbuf, b->mf,
-	    e, b->err, b->errlen);
+	rv = mf_fill(dfd, name, b->path, &st, b->prev, b->full, b->quick, b->rbuf,
+	    b->mf, e, b->err, b->errlen);
 	if (rv != 0) {
 		manifest_entry_clear(e);
 		b->mf->n--;
@@ -574,9 +580,26 @@ mf_digest_all(struct manifest *mf)
 	mf_digest_range(mf, 0, mf->n, mf->digest);
 }
 
+static int	mf_build(int, const struct exclude *, const struct manifest *, int,
+		    int, struct manifest **, char *, size_t);
+
 int
 manifest_build(int rootfd, const struct exclude *ex, const struct manifest *prev,
     int full, struct manifest **out, char *err, size_t errlen)
+{
+	return mf_build(rootfd, ex, prev, full, 0, out, err, errlen);
+}
+
+int
+manifest_build_quick(int rootfd, const struct exclude *ex,
+    const struct manifest *prev, struct manifest **out, char *err, size_t errlen)
+{
+	return mf_build(rootfd, ex, prev, 0, 1, out, err, errlen);
+}
+
+static int
+mf_build(int rootfd, const struct exclude *ex, const struct manifest *prev,
+    int full, int quick, struct manifest **out, char *err, size_t errlen)
 {
 	struct mf_build	 b;
 	int		 dfd;
@@ -587,6 +610,7 @@ manifest_build(int rootfd, const struct exclude *ex, const struct manifest *prev
 	b.ex = ex;
 	b.prev = prev;
 	b.full = full;
+	b.quick = quick;
 	b.err = err;
 	b.errlen = errlen;
 	if ((dfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
@@ -601,7 +625,8 @@ manifest_build(int rootfd, const struct exclude *ex, const struct manifest *prev
 		qsort(b.mf->e, b.mf->n, sizeof(*b.mf->e), mf_entry_cmp);
 	if (mf_link_tree(b.mf, err, errlen) == -1)
 		goto fail;
-	mf_digest_all(b.mf);
+	if (!quick)
+		mf_digest_all(b.mf);	/* a quick one is never compared */
 	free(b.rbuf);
 	*out = b.mf;
 	return 0;
@@ -633,7 +658,8 @@ manifest_stat(int rootfd, const char *path, struct mf_entry *e, char *err,
 		return -1;
 	}
 	rbuf = xmalloc(MF_READ_BUF);
-	rv = mf_fill(dfd, leaf, path, &st, NULL, 1, rbuf, &scratch, e, err, errlen);
+	rv = mf_fill(dfd, leaf, path, &st, NULL, 1, 0, rbuf, &scratch, e, err,
+	    errlen);
 	if (rv == 1) {
 		snprintf(err, errlen, "%s: gone, or not a file, directory or "
 		    "symlink", path);

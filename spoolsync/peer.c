@@ -509,7 +509,12 @@ link_read(struct link *l)
 static void
 link_read_cb(struct bufferevent *bev, void *arg)
 {
-	link_read(arg);
+	struct link	*l = arg;
+	struct state	*st = l->sp->st;
+
+	state_begin(st);	/* the records of a burst in one transaction */
+	link_read(l);
+	state_commit(st);
 }
 
 static void
@@ -538,13 +543,10 @@ link_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-link_pump_cb(evutil_socket_t fd, short what, void *arg)
+link_pump_turn(struct link *l)
 {
-	struct link	*l = arg;
-	size_t		 budget = SYNC_PUMP_BUDGET;
+	size_t	budget = SYNC_PUMP_BUDGET;
 
-	if (!link_alive(l) || l->state != LINK_UP)
-		return;
 	if (!l->read_paused)
 		link_read(l);
 	if (link_alive(l))
@@ -555,6 +557,19 @@ link_pump_cb(evutil_socket_t fd, short what, void *arg)
 		sync_pump(l, &budget);
 	if (link_alive(l) && budget == 0)
 		link_pump_soon(l);
+}
+
+static void
+link_pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct link	*l = arg;
+	struct state	*st = l->sp->st;
+
+	if (!link_alive(l) || l->state != LINK_UP)
+		return;
+	state_begin(st);	/* the records of a turn in one transaction */
+	link_pump_turn(l);
+	state_commit(st);
 }
 
 static void

@@ -218,6 +218,8 @@ recv_decide(struct link *l, const char *path, const struct vv *in, int in_delete
 		sync_enqueue(p, path, 0);	/* ours is newer: it goes back */
 		return DEC_REJECT;
 	}
+	if (!in_deleted && in_hash != NULL && r->size == in_size)
+		sync_hash_record(sp, r);
 	same = (in_deleted && r->deleted) || (!in_deleted && !r->deleted &&
 	    r->type == in_type && (in_type == MF_DIR || (r->size == in_size &&
 	    r->hash_ok && in_hash != NULL &&
@@ -268,13 +270,22 @@ struct st_rec *
 recv_record(struct spoolsync *sp, const char *path, const struct vv *vv,
     const unsigned char *hash)
 {
-	struct st_rec	*r;
-	struct stat	 st;
+	struct stat	st;
 
 	if (sync_lstat(sp, path, &st) == -1)
 		return NULL;
+	return recv_record_stat(sp, path, vv, hash, &st);
+}
+
+/* The same, with the stat its committer took right after the rename. */
+struct st_rec *
+recv_record_stat(struct spoolsync *sp, const char *path, const struct vv *vv,
+    const unsigned char *hash, const struct stat *st)
+{
+	struct st_rec	*r;
+
 	r = state_lookup_or_new(sp->st, path);
-	sync_rec_fill(r, &st);
+	sync_rec_fill(r, st);
 	if (hash != NULL) {
 		memcpy(r->hash, hash, MF_HASH_LEN);
 		r->hash_ok = 1;

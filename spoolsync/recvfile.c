@@ -7,6 +7,7 @@
  * workers overlap their fsyncs, which ext4 groups into fewer commits.
  * Also the signatures this node computes for a peer's SIG_REQ.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -23,8 +24,12 @@
 
 #define RECV_PATCH_OUT	(1024 * 1024)	/* patch output per step */
 #define COMMIT_GROUP_MIN	4	/* fewer files: each fsynced alone */
-#define COMMIT_BATCH_MAX	512
+#define COMMIT_BATCH_MAX	2048
 #define RECV_COPY_BUF	(256 * 1024)
+#define SIG_PREFETCH_MAX	4	/* signatures made ahead at once */
+#define RECV_MEM_MAX	(64 * 1024)	/* held in memory, written by the committer */
+#define SIG_SETTLE_WAIT_NS	(3 * 1000000000LL)
+#define SIG_PREFETCH_SIZE_MAX	(512ULL * 1024 * 1024)	/* bigger: made when asked */
 
 static void
 msg_init(struct wire_msg *m, enum wire_type type)
@@ -45,6 +50,7 @@ rx_free(struct rx *rx)
 	delta_job_free(rx->patch);
 	EVP_MD_CTX_free((EVP_MD_CTX *)rx->md);
 	buf_free(&rx->target);
+	buf_free(&rx->body);
 	vv_free(&rx->vv);
 	free(rx->path);
 	free(rx);
@@ -108,6 +114,15 @@ rx_open(struct link *l, struct rx *rx)
 	}
 	if (rx->kind == WIRE_KIND_APPEND && rx->append_off == rx->size)
 		return;		/* the content is here already: attributes only */
+	if (rx->kind == WIRE_KIND_WHOLE && !rx->conflict &&
+	    rx->size <= RECV_MEM_MAX) {
+		/* A small file: its temp file is made by the committer, which
+		 * leaves the loop free to take the next ones. */
+		rx->mem = 1;
+		rx->md = (struct evp_md_ctx_st *)EVP_MD_CTX_new();
+		EVP_DigestInit_ex((EVP_MD_CTX *)rx->md, EVP_sha256(), NULL);
+		return;
+	}
 	if (rx->kind != WIRE_KIND_WHOLE) {
 		rx->basis_fd = apply_open_basis(sp->rootfd, rx->path, err, sizeof(err));
 		if (rx->basis_fd == -1 || fstat(rx->basis_fd, &st) == -1 ||
@@ -157,6 +172,7 @@ recv_file_begin(struct link *l, const struct wire_file_begin *fb)
 		link_close(l, "transfer %" PRIu64 " begun twice", fb->xfer);
 		return;
 	}
+	l->last_file_ms = now_mono_ms();
 	rx = xcalloc(1, sizeof(*rx));
 	rx->xfer = fb->xfer;
 	rx->path = xstrdup(fb->path);
@@ -166,6 +182,8 @@ recv_file_begin(struct link *l, const struct wire_file_begin *fb)
 	rx->append_off = fb->append_off;
 	rx->attr = fb->attr;
 	rx->basis_fd = -1;
+	rx->tmp.fd = rx->tmp.dirfd = -1;
+	buf_init(&rx->body);
 	rx->started_ms = now_mono_ms();
 	memcpy(rx->sha, fb->sha256, MF_HASH_LEN);
 	buf_init(&rx->target);
@@ -250,13 +268,15 @@ recv_file_data(struct link *l, const struct wire_chunk *c)
 		rx_skip(rx, WIRE_ST_PROTO, "%s: data for an unchanged file", rx->path);
 		return;
 	}
-	if (rx->append_off + rx->tmp.written + c->len > rx->size) {
+	if (rx->append_off + rx->tmp.written + rx->body.len + c->len > rx->size) {
 		rx_skip(rx, WIRE_ST_STALE, "%s: more bytes than announced", rx->path);
 		return;
 	}
 	if (rx->md != NULL)
 		EVP_DigestUpdate((EVP_MD_CTX *)rx->md, c->data, c->len);
-	if (apply_tmp_write(&rx->tmp, c->data, c->len, err, sizeof(err)) == -1)
+	if (rx->mem)
+		buf_add(&rx->body, c->data, c->len);
+	else if (apply_tmp_write(&rx->tmp, c->data, c->len, err, sizeof(err)) == -1)
 		rx_skip_errno(rx, err);
 }
 
@@ -332,8 +352,12 @@ static int
 rx_clear_way(struct link *l, struct rx *rx, char *err, size_t errlen)
 {
 	struct stat	st;
+	int		rv;
 
-	if (sync_lstat(l->sp, rx->path, &st) == -1 || !S_ISDIR(st.st_mode))
+	/* The temp file's directory is open already: one fstatat. */
+	rv = rx->tmp_open ? fstatat(rx->tmp.dirfd, rx->tmp.leaf, &st,
+	    AT_SYMLINK_NOFOLLOW) : sync_lstat(l->sp, rx->path, &st);
+	if (rv == -1 || !S_ISDIR(st.st_mode))
 		return 0;
 	if (apply_delete(l->sp->rootfd, rx->path, l->sp->mode == MODE_RECEIVE,
 	    err, errlen) == -1)
@@ -395,11 +419,39 @@ commit_append(struct commit *c)
 	return rv;
 }
 
+/*
+ * A small file held in memory: its temp file now, on the committer.  A
+ * directory in the way makes the rename fail (EISDIR): the loop clears it
+ * (and forgets its records) and has the file sent again.
+ */
+static int
+commit_write_mem(struct commit *c)
+{
+	struct rx	*rx = c->rx;
+
+	if (apply_tmp_open(c->sp->rootfd, rx->path, 1, &rx->tmp, c->err,
+	    sizeof(c->err)) == -1) {
+		c->e = errno;
+		return -1;
+	}
+	if (apply_tmp_write(&rx->tmp, rx->body.data, rx->body.len, c->err,
+	    sizeof(c->err)) == -1) {
+		c->e = errno;
+		apply_tmp_abort(&rx->tmp);
+		return -1;
+	}
+	return 0;
+}
+
 /* One file alone: fsync, rename, directory fsync (apply.c). */
 static void
 commit_one(struct commit *c)
 {
 	c->ran = 1;
+	if (c->rx->mem && commit_write_mem(c) == -1) {
+		c->rc = -1;
+		return;
+	}
 	if (c->rx->kind == WIRE_KIND_APPEND && commit_append(c) == -1) {
 		apply_tmp_abort(&c->rx->tmp);
 		c->rc = -1;
@@ -407,6 +459,7 @@ commit_one(struct commit *c)
 	}
 	c->rc = apply_tmp_commit(&c->rx->tmp, &c->m, c->err, sizeof(c->err));
 	c->e = errno;
+	c->blocked = c->rc == -1 && c->e == EISDIR && c->rx->mem;
 }
 
 /*
@@ -425,6 +478,8 @@ commit_group(struct spoolsync *sp, struct commit **v, size_t n)
 		c = v[i];
 		c->ran = 1;
 		c->rc = -1;
+		if (c->rx->mem && commit_write_mem(c) == -1)
+			continue;
 		if (c->rx->kind == WIRE_KIND_APPEND && commit_append(c) == -1) {
 			apply_tmp_abort(&c->rx->tmp);
 			continue;
@@ -453,6 +508,7 @@ commit_group(struct spoolsync *sp, struct commit **v, size_t n)
 			continue;
 		c->rc = apply_tmp_rename(&c->rx->tmp, c->err, sizeof(c->err));
 		c->e = errno;
+		c->blocked = c->rc == -1 && c->e == EISDIR && c->rx->mem;
 	}
 	if (syncfs(sp->rootfd) == -1) {
 		e = errno;
@@ -484,6 +540,82 @@ cbatch_run(void *arg)
 		commit_group(b->sp, b->v, b->n);
 }
 
+/* Signatures made ahead: a big file that landed is the next delta's basis. */
+
+struct sigpre {
+	struct spoolsync *sp;
+	char		*path;
+	int		 fd;
+	int		 rc;
+	struct sig_key	 key;
+	struct buf	 sig;
+	char		 err[256];
+};
+
+static void
+sigpre_run(void *arg)
+{
+	struct sigpre	*pf = arg;
+
+	pf->rc = sigcache_compute(pf->fd, SIG_SETTLE_WAIT_NS, &pf->sig, &pf->key,
+	    pf->err, sizeof(pf->err));
+}
+
+static void
+sigpre_done(void *arg, int cancelled)
+{
+	struct sigpre	*pf = arg;
+
+	pf->sp->sig_pending--;
+	if (!cancelled && pf->rc == 0)
+		sigcache_put(pf->sp->sigs, pf->path, &pf->key, pf->sig.data,
+		    pf->sig.len);
+	else if (!cancelled && pf->rc == -1)
+		log_debug("%s: signature ahead: %s", pf->path, pf->err);
+	close(pf->fd);
+	buf_free(&pf->sig);
+	free(pf->path);
+	free(pf);
+}
+
+static struct sigcache *
+recv_sigcache(struct spoolsync *sp)
+{
+	char	err[256];
+
+	if (sp->sigs == NULL) {
+		if ((sp->sig_bg = bg_new(sp->base, 1, err, sizeof(err))) == NULL) {
+			log_warnx("signatures ahead: %s", err);
+			return NULL;
+		}
+		sp->sigs = sigcache_new(SIGCACHE_MAX_BYTES);
+	}
+	return sp->sigs;
+}
+
+static void
+recv_sig_prefetch(struct spoolsync *sp, const char *path)
+{
+	struct sigpre	*pf;
+	char		 err[512];
+	int		 fd;
+
+	if (recv_sigcache(sp) == NULL)
+		return;
+	sigcache_del(sp->sigs, path);
+	if (sp->sig_pending >= SIG_PREFETCH_MAX)
+		return;		/* made when asked for instead */
+	if ((fd = apply_open_basis(sp->rootfd, path, err, sizeof(err))) == -1)
+		return;
+	pf = xcalloc(1, sizeof(*pf));
+	pf->sp = sp;
+	pf->path = xstrdup(path);
+	pf->fd = fd;
+	buf_init(&pf->sig);
+	sp->sig_pending++;
+	bg_submit(sp->sig_bg, sigpre_run, sigpre_done, pf);
+}
+
 static void
 commit_done(struct commit *c, int cancelled)
 {
@@ -505,7 +637,14 @@ commit_done(struct commit *c, int cancelled)
 	if (!c->ran)
 		apply_tmp_abort(&rx->tmp);	/* stopped before it ran */
 	else if (c->rc == 0) {
-		recv_record(sp, rx->path, &rx->vv, rx->sha);
+		if (rx->tmp.placed_ok)
+			recv_record_stat(sp, rx->path, &rx->vv, rx->sha,
+			    &rx->tmp.placed);
+		else
+			recv_record(sp, rx->path, &rx->vv, rx->sha);
+		if (!cancelled && rx->size > SYNC_SMALL_MAX &&
+		    rx->size <= SIG_PREFETCH_SIZE_MAX)
+			recv_sig_prefetch(sp, rx->path);
 		sp->applied++;
 		if (l != NULL)
 			l->peer->files_received++;
@@ -514,6 +653,14 @@ commit_done(struct commit *c, int cancelled)
 			    rx->started_ms) / 1000.0);
 	} else
 		sp->apply_errors++;
+	if (c->blocked && !cancelled && l != NULL && link_alive(l)) {
+		char	err[512];
+
+		if (rx_clear_way(l, rx, err, sizeof(err)) == -1)
+			snprintf(c->err, sizeof(c->err), "%s", err);
+		else
+			c->stale = 1;	/* the way is clear: it comes again */
+	}
 	if (l != NULL && link_alive(l) && c->ran)
 		recv_ack(l, WIRE_REF_XFER, rx->xfer, c->rc == 0 ? WIRE_ST_OK :
 		    c->stale ? WIRE_ST_STALE : recv_status_of(c->e),
@@ -532,8 +679,10 @@ cbatch_done(void *arg, int cancelled)
 	struct cbatch		*b = arg;
 	struct spoolsync	*sp = b->sp;
 
+	state_begin(sp->st);	/* the batch's records in one transaction */
 	for (size_t i = 0; i < b->n; i++)
 		commit_done(b->v[i], cancelled);
+	state_commit(sp->st);
 	free(b->v);
 	free(b);
 	sp->commit_running = 0;
@@ -559,6 +708,23 @@ cbatch_start(struct spoolsync *sp)
 	bg_submit(sp->bg_commit, cbatch_run, cbatch_done, b);
 }
 
+/* Files waiting for the committer hold two descriptors each: at most a
+ * third of what the process may open, whatever SYNC_COMMIT_MAX says. */
+static size_t
+recv_commit_max(void)
+{
+	static size_t	max;
+	struct rlimit	rl;
+
+	if (max == 0) {
+		max = SYNC_COMMIT_MAX;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur !=
+		    RLIM_INFINITY && rl.rlim_cur / 6 < max)
+			max = rl.rlim_cur / 6 > 16 ? rl.rlim_cur / 6 : 16;
+	}
+	return max;
+}
+
 static void
 recv_commit(struct link *l, struct rx *rx, const struct apply_meta *m)
 {
@@ -580,7 +746,7 @@ recv_commit(struct link *l, struct rx *rx, const struct apply_meta *m)
 	c->m = *m;
 	TAILQ_INSERT_TAIL(&l->commits, c, entry);
 	/* A peer that does not wait for acks does not fill the disk either. */
-	if (++l->ncommits >= SYNC_RX_MAX)
+	if (++l->ncommits >= recv_commit_max())
 		link_pause_read(l, 1);
 	TAILQ_INSERT_TAIL(&sp->commit_wait, c, wentry);
 	if (!sp->commit_running)
@@ -592,6 +758,11 @@ void
 recv_shutdown(struct spoolsync *sp)
 {
 	struct commit	*c;
+
+	bg_free(sp->sig_bg);
+	sp->sig_bg = NULL;
+	sigcache_free(sp->sigs);
+	sp->sigs = NULL;
 
 	while ((c = TAILQ_FIRST(&sp->commit_wait)) != NULL) {
 		TAILQ_REMOVE(&sp->commit_wait, c, wentry);
@@ -624,7 +795,7 @@ rx_finish_file(struct link *l, struct rx *rx)
 		written = rx->append_off + rx->tmp.written;
 		memcpy(h, rx->sha, MF_HASH_LEN);	/* the commit worker checks */
 	} else {
-		written = rx->tmp.written;
+		written = rx->mem ? rx->body.len : rx->tmp.written;
 		EVP_DigestFinal_ex((EVP_MD_CTX *)rx->md, h, &hl);
 	}
 	if (written != rx->size || memcmp(h, rx->sha, MF_HASH_LEN) != 0) {
@@ -651,7 +822,7 @@ rx_finish_file(struct link *l, struct rx *rx)
 		rx_done(l, rx, WIRE_ST_CONFLICT, "this node's version won");
 		return;
 	}
-	if (rx_clear_way(l, rx, err, sizeof(err)) == -1) {
+	if (!rx->mem && rx_clear_way(l, rx, err, sizeof(err)) == -1) {
 		rx_done(l, rx, recv_status_of(errno), err);
 		return;
 	}
@@ -741,7 +912,39 @@ sigjob_free(struct sigjob *sj)
 	if (sj->fd != -1)
 		close(sj->fd);
 	buf_free(&sj->out);
+	buf_free(&sj->all);
+	free(sj->path);
 	free(sj);
+}
+
+/* A signature made ahead, for a file still exactly as it was then. */
+static void
+recv_sig_cached(struct link *l, uint64_t xfer, const struct buf *sig)
+{
+	struct wire_msg	 m;
+	size_t		 off = 0, k;
+
+	do {
+		k = sig->len - off < WIRE_CHUNK_MAX ? sig->len - off : WIRE_CHUNK_MAX;
+		msg_init(&m, WIRE_SIG);
+		m.sig.id = xfer;
+		m.sig.data = (const unsigned char *)sig->data + off;
+		m.sig.len = k;
+		m.sig.last = off + k == sig->len;
+		if (link_send(l, &m) == -1)
+			return;
+		off += k;
+	} while (off < sig->len);
+}
+
+/* A signature made on demand serves the next request too, if it held still. */
+static void
+recv_sig_keep(struct spoolsync *sp, struct sigjob *sj)
+{
+	struct stat	st;
+
+	if (sj->cache && fstat(sj->fd, &st) == 0 && sigcache_same(&sj->key, &st))
+		sigcache_put(sp->sigs, sj->path, &sj->key, sj->all.data, sj->all.len);
 }
 
 void
@@ -749,6 +952,7 @@ recv_sig_req(struct link *l, const struct wire_sig_req *sr)
 {
 	struct spoolsync	*sp = l->sp;
 	struct sigjob		*sj;
+	const struct buf	*cached;
 	struct stat		 st;
 	char			 err[512];
 	int			 fd;
@@ -769,10 +973,24 @@ recv_sig_req(struct link *l, const struct wire_sig_req *sr)
 		recv_ack(l, WIRE_REF_XFER, sr->xfer, WIRE_ST_STALE, "no basis here");
 		return;
 	}
+	if ((cached = sigcache_get(sp->sigs, sr->path, &st)) != NULL) {
+		log_debug("%s: signature made ahead (%zu bytes)", sr->path,
+		    cached->len);
+		close(fd);
+		recv_sig_cached(l, sr->xfer, cached);
+		return;
+	}
 	sj = xcalloc(1, sizeof(*sj));
 	sj->xfer = sr->xfer;
 	sj->fd = fd;
 	buf_init(&sj->out);
+	buf_init(&sj->all);
+	if (st.st_size > SYNC_SMALL_MAX && recv_sigcache(sp) != NULL &&
+	    sigcache_settled_in_ns(&st, sp_now_real_ns()) == 0) {
+		sj->cache = 1;
+		sj->path = xstrdup(sr->path);
+		sigcache_key_of(&st, &sj->key);
+	}
 	sj->job = delta_sig_begin(fd, st.st_size, delta_block_len_for_wire(st.st_size),
 	    err, sizeof(err));
 	if (sj->job == NULL) {
@@ -792,6 +1010,8 @@ recv_sig_send(struct link *l, struct sigjob *sj, int last)
 	const char	*p = sj->out.data;
 	size_t		 n = sj->out.len, k;
 
+	if (sj->cache)
+		buf_add(&sj->all, sj->out.data, sj->out.len);
 	do {
 		k = n < WIRE_CHUNK_MAX ? n : WIRE_CHUNK_MAX;
 		msg_init(&m, WIRE_SIG);
@@ -831,6 +1051,7 @@ recv_pump_sigs(struct link *l, size_t *budget)
 					return;
 			}
 			if (st == DELTA_DONE) {
+				recv_sig_keep(l->sp, sj);
 				sj->done = 1;
 				break;
 			}
@@ -856,7 +1077,7 @@ recv_pump(struct link *l, size_t *budget)
 		return;
 	if (busy)
 		link_pump_soon(l);
-	else if (l->ncommits < SYNC_RX_MAX)
+	else if (l->ncommits < recv_commit_max())
 		link_pause_read(l, 0);
 	if (!TAILQ_EMPTY(&l->sigs) && *budget == 0)
 		link_pump_soon(l);

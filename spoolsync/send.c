@@ -21,6 +21,7 @@
 #include "engine.h"
 
 #define SEND_SLICE	(256 * 1024)	/* file bytes read per pump step */
+#define SEND_AHEAD_MAX	(8 * 1024 * 1024)	/* delta output held before FILE_BEGIN */
 
 struct hashjob {
 	struct op	*op;		/* NULL once the op is gone */
@@ -99,6 +100,19 @@ send_again(struct link *l, struct op *op)
 	send_nothing(l, op);
 	sync_enqueue(p, path, 0);
 	free(path);
+}
+
+/* A change seen only now (by send_small's read) goes to the others too. */
+static void
+send_recheck(struct link *l, struct op *op)
+{
+	struct spoolsync	*sp = l->sp;
+
+	if (sync_local_check(sp, op->it->path))
+		for (size_t i = 0; i < sp->npeers; i++)
+			if (&sp->peers[i] != l->peer)
+				sync_enqueue(&sp->peers[i], op->it->path, 0);
+	send_again(l, op);
 }
 
 static void
@@ -274,7 +288,7 @@ send_meta_same(const struct pk *k, const struct wire_attr *a)
 
 /* A file of at most SYNC_SMALL_MAX bytes: read, hashed and sent at once. */
 static void
-send_small(struct link *l, struct op *op, const struct st_rec *r)
+send_small(struct link *l, struct op *op, struct st_rec *r)
 {
 	struct spoolsync	*sp = l->sp;
 	struct pk		*k = pmap_get(l->peer->pk, op->it->path);
@@ -284,10 +298,22 @@ send_small(struct link *l, struct op *op, const struct st_rec *r)
 	const unsigned char	*p;
 	size_t			 n;
 
+	/* The stat taken around the read proves the bytes are the record's;
+	 * anything else is looked at afresh first. */
 	if (sync_read_small(sp, op->it->path, &op->data, h, &st) != 0 ||
-	    (uint64_t)st.st_ino != r->ino || !r->hash_ok ||
-	    memcmp(h, r->hash, MF_HASH_LEN) != 0 || op->data.len != r->size) {
-		send_again(l, op);	/* it changed since it was looked at */
+	    !sync_same_stat(r, &st)) {
+		send_recheck(l, op);
+		return;
+	}
+	if (!r->hash_ok) {
+		/* Recorded unhashed (a rescan's new file): the bytes just read
+		 * are the ones it saw, as the stat around the read proves. */
+		memcpy(r->hash, h, MF_HASH_LEN);
+		r->hash_ok = 1;
+		sync_save(sp, r);
+	}
+	if (memcmp(h, r->hash, MF_HASH_LEN) != 0 || op->data.len != r->size) {
+		send_recheck(l, op);	/* changed within a timestamp's tick */
 		return;
 	}
 	send_file_common(op, r);
@@ -321,6 +347,8 @@ send_small(struct link *l, struct op *op, const struct st_rec *r)
 	op->lit = n;
 	op->stage = OP_STREAM;
 	send_in_one(l, op, p, n);
+	if (link_alive(l))
+		buf_free(&op->data);	/* a wide window holds many small ops */
 }
 
 /* Big files: hashed on a worker thread. */
@@ -404,6 +432,7 @@ send_sig_req(struct link *l, struct op *op)
 	m.sig_req.path = op->it->path;
 	op->job = delta_loadsig_begin(0);
 	op->stage = OP_SIGWAIT;
+	op->sig_asked = 1;
 	link_send(l, &m);
 }
 
@@ -446,15 +475,29 @@ send_big(struct link *l, struct op *op, const struct st_rec *r)
 	else if (k->size > 0 && k->size < op->size && k->ino == op->ino) {
 		op->kind = WIRE_KIND_APPEND;	/* the receiver checks the result */
 		op->append_off = k->size;
-	} else if (k->size == op->size)
-		op->kind = 0;			/* decided once hashed */
-	else {
+	} else if (k->size == op->size) {
+		/* Decided once hashed; its stat changed, so the signature is
+		 * most likely needed: asked for while it is hashed. */
+		op->kind = 0;
+		if (!op->hash_done)
+			send_sig_req(l, op);
+		if (!link_alive(l))
+			return;
+	} else {
 		op->kind = WIRE_KIND_DELTA;
 		send_sig_req(l, op);
 		if (!link_alive(l))
 			return;
 	}
 	send_maybe_begin(l, op);
+}
+
+/* The file is hashed apart (FILE_BEGIN carries it): the delta need not. */
+static void
+send_delta_job(struct op *op)
+{
+	op->job = delta_delta_begin(op->sig, op->fd);
+	delta_job_no_digest(op->job);
 }
 
 /* Hash known and (for a delta) the signature in: FILE_BEGIN and stream. */
@@ -468,22 +511,30 @@ send_maybe_begin(struct link *l, struct op *op)
 	if (op->kind == 0) {
 		if (k != NULL && k->type == MF_FILE && k->size == op->size &&
 		    memcmp(k->hash, op->sha, MF_HASH_LEN) == 0) {
+			if (op->sig_asked && !op->sig_done)
+				return;		/* its SIG frames come first */
+			delta_job_free(op->job);	/* ahead, for nothing */
+			op->job = NULL;
+			buf_reset(&op->data);
 			if (l->sp->mode != MODE_BIDIR && send_meta_same(k, &op->attr)) {
 				send_nothing(l, op);
 				return;
 			}
 			op->kind = WIRE_KIND_APPEND;
 			op->append_off = op->size;
-		} else {
+		} else if (!op->sig_asked) {
 			op->kind = WIRE_KIND_DELTA;
 			send_sig_req(l, op);
 			return;
-		}
+		} else
+			op->kind = op->sig_done && op->sig == NULL ?
+			    WIRE_KIND_WHOLE : WIRE_KIND_DELTA;
 	}
 	if (op->kind == WIRE_KIND_DELTA && !op->sig_done)
 		return;
 	if (op->kind == WIRE_KIND_DELTA) {
-		op->job = delta_delta_begin(op->sig, op->fd);
+		if (op->job == NULL)
+			send_delta_job(op);
 		op->off = 0;
 	} else
 		op->off = op->kind == WIRE_KIND_APPEND ? op->append_off : 0;
@@ -503,8 +554,8 @@ send_goes_small(struct link *l, const struct item *it, const struct st_rec *r)
 	if (r->size > SYNC_SMALL_MAX)
 		return 0;
 	if (r->size < l->sp->whole_below || it->force_whole || k == NULL ||
-	    k->type != MF_FILE)
-		return 1;
+	    k->type != MF_FILE || !r->hash_ok)
+		return 1;	/* (unhashed: send_small hashes what it reads) */
 	/* Unchanged or grown: the small path finds out with no round trip. */
 	return r->hash_ok && (k->size < r->size || (k->size == r->size &&
 	    memcmp(k->hash, r->hash, MF_HASH_LEN) == 0));
@@ -521,12 +572,20 @@ send_start(struct link *l, struct item *it)
 		send_rename(l, op);
 		return;
 	}
-	/* Ship what is there now; a change seen only now goes to the others too. */
-	if (sync_local_check(sp, it->path))
-		for (size_t i = 0; i < sp->npeers; i++)
-			if (&sp->peers[i] != l->peer)
-				sync_enqueue(&sp->peers[i], it->path, 0);
+	/*
+	 * Ship what is there now; a change seen only now goes to the others
+	 * too.  A small file's read is that look (send_small compares the
+	 * stat around it with the record): no lstat first.
+	 */
 	r = state_get(sp->st, it->path);
+	if (r == NULL || r->deleted || r->type != MF_FILE ||
+	    !send_goes_small(l, it, r)) {
+		if (sync_local_check(sp, it->path))
+			for (size_t i = 0; i < sp->npeers; i++)
+				if (&sp->peers[i] != l->peer)
+					sync_enqueue(&sp->peers[i], it->path, 0);
+		r = state_get(sp->st, it->path);
+	}
 	if (r == NULL || r->deleted) {
 		if (r != NULL || (sp->mode == MODE_SEND &&
 		    (it->ae || pmap_get(l->peer->pk, it->path) != NULL)))
@@ -582,34 +641,64 @@ out:
 }
 
 static void
+send_delta_failed(struct link *l, struct op *op, const char *err)
+{
+	log_warnx("peer %s: %s: delta: %s", l->peer->name, op->it->path, err);
+	op->it->force_whole = 1;
+	if (op->begun) {
+		send_end_frame(l, op);	/* the receiver finds it stale */
+		return;
+	}
+	/* Nothing of it went out yet: the file goes whole instead. */
+	delta_job_free(op->job);
+	op->job = NULL;
+	buf_reset(&op->data);
+	op->kind = WIRE_KIND_WHOLE;
+	op->stage = OP_HASH;
+	send_maybe_begin(l, op);
+}
+
+/*
+ * The delta runs as soon as the signature is in, while the file is still
+ * being hashed on a worker: its output waits in OP->data (up to
+ * SEND_AHEAD_MAX) until FILE_BEGIN, which needs the hash, has gone.
+ */
+static void
 send_stream_delta(struct link *l, struct op *op, size_t *budget)
 {
 	struct delta_stats	ds;
 	enum delta_status	st;
 	char			err[256];
-	size_t			used;
+	size_t			n;
 
 	while (*budget > 0 && !link_out_high(l)) {
-		buf_reset(&op->data);
-		st = delta_job_step(op->job, NULL, 0, 0, &op->data, SEND_SLICE, err,
-		    sizeof(err));
-		if (st == DELTA_ERROR) {
-			log_warnx("peer %s: %s: delta: %s", l->peer->name,
-			    op->it->path, err);
-			op->it->force_whole = 1;
-			send_end_frame(l, op);	/* the receiver finds it stale */
-			return;
+		if (!op->delta_done && (op->begun || op->data.len < SEND_AHEAD_MAX)) {
+			st = delta_job_step(op->job, NULL, 0, 0, &op->data, SEND_SLICE,
+			    err, sizeof(err));
+			*budget = *budget > SEND_SLICE ? *budget - SEND_SLICE : 0;
+			if (st == DELTA_ERROR) {
+				send_delta_failed(l, op, err);
+				return;
+			}
+			if (st == DELTA_DONE) {
+				delta_job_stats(op->job, &ds);
+				op->lit = ds.lit_bytes;
+				op->matched = ds.copy_bytes;
+				op->delta_done = 1;
+			}
+		} else if (!op->begun)
+			return;		/* far enough ahead of the hash */
+		if (!op->begun)
+			continue;
+		for (size_t off = 0; off < op->data.len; off += n) {
+			n = op->data.len - off < WIRE_CHUNK_MAX ? op->data.len - off :
+			    WIRE_CHUNK_MAX;
+			send_data_frame(l, op, op->data.data + off, n);
+			if (!link_alive(l))
+				return;
 		}
-		if (op->data.len > 0)
-			send_data_frame(l, op, op->data.data, op->data.len);
-		if (!link_alive(l))
-			return;
-		used = op->data.len > SEND_SLICE ? op->data.len : SEND_SLICE;
-		*budget = *budget > used ? *budget - used : 0;
-		if (st == DELTA_DONE) {
-			delta_job_stats(op->job, &ds);
-			op->lit = ds.lit_bytes;
-			op->matched = ds.copy_bytes;
+		buf_reset(&op->data);
+		if (op->delta_done) {
 			send_end_frame(l, op);
 			return;
 		}
@@ -619,7 +708,7 @@ send_stream_delta(struct link *l, struct op *op, size_t *budget)
 void
 send_stream(struct link *l, struct op *op, size_t *budget)
 {
-	if (op->kind == WIRE_KIND_DELTA)
+	if (op->job != NULL)		/* a delta (maybe ahead of the hash) */
 		send_stream_delta(l, op, budget);
 	else
 		send_stream_file(l, op, budget);
@@ -652,10 +741,16 @@ send_on_sig(struct link *l, const struct wire_chunk *c)
 		    st == DELTA_ERROR ? err : "truncated");
 	delta_job_free(op->job);
 	op->job = NULL;
-	if (op->sig == NULL)
+	if (op->sig == NULL && op->kind != 0)
 		op->kind = WIRE_KIND_WHOLE;
 	op->sig_done = 1;
 	op->stage = OP_HASH;
+	if (op->sig != NULL && !op->hash_done) {
+		send_delta_job(op);	/* ahead of the hash: see send_stream_delta */
+		op->stage = OP_STREAM;
+		link_pump_soon(l);
+		return;
+	}
 	send_maybe_begin(l, op);
 }
 
@@ -663,10 +758,12 @@ void
 send_on_ack(struct link *l, struct op *op, const struct wire_ack *a)
 {
 	if (op->stage == OP_SIGWAIT) {
-		/* The peer has no basis for a delta: the file goes whole. */
+		/* The peer has no basis for a delta: the file goes whole
+		 * (unless the hash, still awaited, finds it unchanged). */
 		delta_job_free(op->job);
 		op->job = NULL;
-		op->kind = WIRE_KIND_WHOLE;
+		if (op->kind != 0)
+			op->kind = WIRE_KIND_WHOLE;
 		op->sig_done = 1;
 		op->stage = OP_HASH;
 		send_maybe_begin(l, op);

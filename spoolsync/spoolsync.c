@@ -1,9 +1,27 @@
 /*
  * spoolsync.c: main() and the subcommand table of spoolsync, which mirrors the Jabber spool between backend hosts.
  */
+#include <sys/resource.h>
+
 #include <string.h>
 
 #include "spoolsync.h"
+
+/*
+ * A receiver holds two descriptors per file being committed (thousands in
+ * an initial sync): the soft limit goes up to the hard one, as systemd's
+ * LimitNOFILE would set it.
+ */
+static void
+spoolsync_raise_nofile(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
 
 static int
 spoolsync_cmd_audit(struct cli *cli)
@@ -57,5 +75,6 @@ main(int argc, char **argv)
 			argv[1] = (char *)"audit";
 			break;
 		}
+	spoolsync_raise_nofile();
 	return daemon_main(&spoolsync_def, argc, argv);
 }

@@ -6,6 +6,7 @@
 #define SPOOLSYNC_H
 
 #include <sys/types.h>
+#include <sys/stat.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -140,10 +141,43 @@ enum delta_status delta_job_step(struct delta_job *, const void *in, size_t inle
 /* 1 when the job can progress without new input: step it again soon. */
 int		 delta_job_busy(const struct delta_job *);
 void		 delta_job_stats(const struct delta_job *, struct delta_stats *);
-/* SHA-256 of the file bytes read (sig, delta) or written (patch); -1 before DONE. */
+/* SHA-256 of the file bytes read (delta) or written (patch); -1 before DONE,
+ * for a signature, or after delta_job_no_digest. */
 int		 delta_job_digest(const struct delta_job *,
 		    unsigned char out[DELTA_DIGEST_LEN]);
+/* A delta job whose caller hashes the file elsewhere: one pass less.
+ * Before the first step only. */
+void		 delta_job_no_digest(struct delta_job *);
 void		 delta_job_free(struct delta_job *);
+
+/* sigcache.c: signatures of a receiver's big files, made before a peer asks */
+#define SIGCACHE_MAX_BYTES	(64 * 1024 * 1024)
+struct sig_key {			/* the stat a signature was made from */
+	uint64_t	dev, ino, size;
+	int64_t		mtime_ns, ctime_ns;
+};
+struct sigcache;
+struct sigcache	*sigcache_new(size_t max_bytes);
+void		 sigcache_free(struct sigcache *);
+void		 sigcache_key_of(const struct stat *, struct sig_key *);
+int		 sigcache_same(const struct sig_key *, const struct stat *);
+/* 0 when a file of stat ST, looked at at NOW_REAL_NS, changed long enough ago
+ * that a later write must move its timestamps; else how long until then. */
+int64_t		 sigcache_settled_in_ns(const struct stat *, int64_t now_real_ns);
+/* PATH's signature if it was made from a file of exactly this stat, or NULL
+ * (a changed file's entry is dropped). */
+const struct buf *sigcache_get(struct sigcache *, const char *path,
+		    const struct stat *);
+/* Replaces PATH's entry (others go when over the bound); -1: too big. */
+int		 sigcache_put(struct sigcache *, const char *path,
+		    const struct sig_key *, const void *sig, size_t len);
+void		 sigcache_del(struct sigcache *, const char *path);
+size_t		 sigcache_count(const struct sigcache *);
+/* FD's whole signature, blocking (for a worker), once the file has settled
+ * (waiting at most MAX_WAIT_NS); KEY its stat.  0 done, 1 nothing to cache
+ * (too fresh, or changed while read), -1 error. */
+int		 sigcache_compute(int fd, int64_t max_wait_ns, struct buf *out,
+		    struct sig_key *key, char *err, size_t errlen);
 
 /* manifest.c: what a tree holds, its per-directory digests, and differences */
 #define MF_HASH_LEN	32		/* SHA-256 */
@@ -156,6 +190,7 @@ enum mf_type {
 };
 #define MF_F_UNSTABLE	0x01	/* kept changing while hashed: re-check it */
 #define MF_F_RACY	0x02	/* too recent for timestamps to prove a change (local) */
+#define MF_F_NOHASH	0x04	/* a quick build's file not in PREV: not hashed (local) */
 struct mf_entry {
 	char		*path;		/* relative, valid for path_valid() */
 	char		*link;		/* MF_LINK: the target */
@@ -187,6 +222,11 @@ struct manifest {
 int		 manifest_build(int rootfd, const struct exclude *,
 		    const struct manifest *prev, int full, struct manifest **out,
 		    char *err, size_t errlen);
+/* The same, but a file PREV does not hash is only stat'ed (MF_F_NOHASH):
+ * a local rescan's list of what is new, never to be sent or reused. */
+int		 manifest_build_quick(int rootfd, const struct exclude *,
+		    const struct manifest *prev, struct manifest **out, char *err,
+		    size_t errlen);
 /* One path, freshly stat'ed and hashed (an audit's re-check).  -1 + ENOENT
  * in errno when it does not exist. */
 int		 manifest_stat(int rootfd, const char *path, struct mf_entry *out,
@@ -251,6 +291,8 @@ struct apply_tmp {
 	char		*path;		/* the target, relative to the root */
 	const char	*leaf;		/* the target's name in dirfd (in path) */
 	uint64_t	 written;
+	int		 placed_ok;	/* placed: the file's stat once renamed */
+	struct stat	 placed;
 };
 /* A temp file beside PATH; missing parents are created (0700) if CREATE_DIRS. */
 int		 apply_tmp_open(int rootfd, const char *path, int create_dirs,
@@ -679,6 +721,7 @@ struct st_rec	*state_lookup_or_new(struct state *, const char *path);
 int		 state_save(struct state *, struct st_rec *);
 void		 state_del(struct state *, const char *path);
 size_t		 state_count(const struct state *);
+size_t		 state_live_count(const struct state *);	/* not tombstones */
 /* Every record at or beneath DIR ("" for all), in no order; caller frees V. */
 size_t		 state_collect(struct state *, const char *dir, struct st_rec ***v);
 /* This node's counter for a new version: persistent, never reused. */
@@ -689,6 +732,9 @@ const char	*state_error(const struct state *);	/* the last write error */
 /* Tombstones older than TTL_NS (realtime) are forgotten; returns how many. */
 size_t		 state_gc(struct state *, int64_t ttl_ns);
 void		 st_rec_clear(struct st_rec *);
+/* One transaction for the writes in between (nested: the outermost counts). */
+int		 state_begin(struct state *);
+int		 state_commit(struct state *);
 /* Small facts beside the records ("root", "counter", "synced:PEER"). */
 char		*state_get_meta(struct state *, const char *key);	/* caller frees */
 int		 state_set_meta(struct state *, const char *key, const char *value);

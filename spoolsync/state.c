@@ -43,6 +43,8 @@ struct state {
 	struct pmap	*recs;
 	uint64_t	 counter;
 	int		 lockfd;
+	int		 depth;		/* state_begin calls not yet committed */
+	int		 counter_dirty;	/* written at the transaction's commit */
 	char		 err[256];
 };
 
@@ -261,6 +263,43 @@ state_exec(struct state *st, const char *sql)
 		return -1;
 	}
 	return 0;
+}
+
+static void	state_save_counter(struct state *);
+
+/*
+ * Writes between state_begin and its state_commit go in one transaction: a
+ * burst of records costs one WAL commit instead of one each.  The engine
+ * brackets a callback's work, so a transaction never outlives the callback
+ * that opened it (nothing it records has reached a peer before it commits).
+ */
+int
+state_begin(struct state *st)
+{
+	if (st->depth++ > 0)
+		return 0;
+	return state_exec(st, "BEGIN");
+}
+
+int
+state_commit(struct state *st)
+{
+	int	rv = 0;
+
+	if (st->depth == 0 || --st->depth > 0)
+		return 0;
+	/* Not in a transaction any more: a failed write rolled it back. */
+	if (!sqlite3_get_autocommit(st->db)) {
+		if (st->counter_dirty)
+			state_save_counter(st);
+		if (state_exec(st, "COMMIT") == 0)
+			return 0;
+		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		rv = -1;
+	}
+	/* Whatever was lost, the counter never goes back. */
+	state_save_counter(st);
+	return rv;
 }
 
 int
@@ -566,6 +605,19 @@ state_count(const struct state *st)
 	return pmap_count(st->recs);
 }
 
+size_t
+state_live_count(const struct state *st)
+{
+	struct pmap_iter	 it = { 0, NULL };
+	void			*val;
+	size_t			 n = 0;
+
+	while (pmap_next(st->recs, &it, NULL, &val))
+		if (!((struct st_rec *)val)->deleted)
+			n++;
+	return n;
+}
+
 static int
 state_under(const char *path, const char *dir, size_t dlen)
 {
@@ -597,14 +649,25 @@ state_collect(struct state *st, const char *dir, struct st_rec ***vp)
 	return n;
 }
 
-uint64_t
-state_next_counter(struct state *st)
+static void
+state_save_counter(struct state *st)
 {
 	char	s[32];
 
-	st->counter++;
 	snprintf(s, sizeof(s), "%" PRIu64, st->counter);
-	state_set_meta(st, "counter", s);
+	if (state_set_meta(st, "counter", s) == 0)
+		st->counter_dirty = 0;
+}
+
+/* In a transaction the counter is written once, at its commit. */
+uint64_t
+state_next_counter(struct state *st)
+{
+	st->counter++;
+	if (st->depth > 0)
+		st->counter_dirty = 1;
+	else
+		state_save_counter(st);
 	return st->counter;
 }
 

@@ -310,6 +310,7 @@ sync_pump(struct link *l, size_t *budget)
 	struct item	*it;
 	uint64_t	 now = now_mono_ms(), wake = 0;
 	struct timeval	 tv;
+	size_t		 open = 0, nops;
 
 	for (op = TAILQ_FIRST(&l->ops); op != NULL; op = next) {
 		next = TAILQ_NEXT(op, entry);
@@ -320,16 +321,24 @@ sync_pump(struct link *l, size_t *budget)
 			if (*budget == 0 || link_out_high(l))
 				return;
 		}
+		if (op->stage != OP_SENT)
+			open++;
 	}
-	while (l->nops < SYNC_WINDOW && !link_out_high(l) && *budget > 0) {
+	/* A wide window for small files; the big ones stay few, since the
+	 * receiver refuses more than SYNC_RX_MAX transfers open at once. */
+	while (l->nops < SYNC_WINDOW && open < SYNC_OPEN_MAX &&
+	    !link_out_high(l) && *budget > 0) {
 		if ((it = sync_next_item(l, now, &wake)) == NULL)
 			break;
 		sync_unqueue(p, it);
 		if (it->kind == ITEM_MOVE)
 			pk_unsure_move(p, it);
+		nops = l->nops;
 		send_start(l, it);
 		if (!link_alive(l))
 			return;
+		if (l->nops > nops && TAILQ_LAST(&l->ops, opq)->stage != OP_SENT)
+			open++;
 		*budget = *budget > 4096 ? *budget - 4096 : 0;
 	}
 	if (wake != 0 && !evtimer_pending(l->ev_pump, NULL)) {

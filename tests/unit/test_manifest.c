@@ -570,6 +570,45 @@ test_stat_rehashes_one_path(void **state)
 	    sizeof(err)), -1);
 }
 
+/* A rescan's quick build reads no new file, but still sees a changed one. */
+static void
+test_quick_build_stats_new_files_and_hashes_changed_ones(void **state)
+{
+	struct fx		*f = *state;
+	struct manifest		*prev, *mf;
+	const struct mf_entry	*e;
+	unsigned char		 h[32];
+	char			 err[128];
+
+	put(f->herefd, "known", "old", 0644);
+	put(f->herefd, "edited", "abc", 0644);
+	settle();
+	prev = build(f->herefd, NULL, NULL, 0);
+	put(f->herefd, "edited", "xyz", 0644);	/* same size, same mtime */
+	put(f->herefd, "new", "fresh", 0640);
+	if (manifest_build_quick(f->herefd, NULL, prev, &mf, err,
+	    sizeof(err)) == -1)
+		fail_msg("manifest_build_quick: %s", err);
+	assert_int_equal(mf->n, 3);
+	e = manifest_find(mf, "new");
+	assert_non_null(e);
+	assert_int_equal(e->type, MF_FILE);
+	assert_true(e->flags & MF_F_NOHASH);
+	assert_int_equal(e->size, 5);
+	assert_int_equal(e->mode, 0640);
+	e = manifest_find(mf, "known");
+	assert_false(e->flags & MF_F_NOHASH);
+	sha256s("old", h);
+	assert_memory_equal(e->hash, h, 32);
+	e = manifest_find(mf, "edited");	/* its ctime moved: hashed again */
+	assert_false(e->flags & MF_F_NOHASH);
+	sha256s("xyz", h);
+	assert_memory_equal(e->hash, h, 32);
+	assert_int_equal(mf->hashed_bytes, 3);
+	manifest_free(mf);
+	manifest_free(prev);
+}
+
 int
 main(void)
 {
@@ -586,6 +625,7 @@ main(void)
 		T(test_truncated_encodings_are_refused),
 		T(test_hostile_encodings_are_refused),
 		T(test_stat_rehashes_one_path),
+		T(test_quick_build_stats_new_files_and_hashes_changed_ones),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

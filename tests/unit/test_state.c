@@ -319,6 +319,43 @@ test_gc_forgets_only_old_tombstones(void **state)
 	state_close(st);
 }
 
+/* A burst saved in one (nested) transaction is all there after a restart. */
+static void
+test_records_saved_in_a_transaction_survive_a_restart(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	struct st_rec	*r;
+	char		 path[64];
+	uint64_t	 c;
+
+	assert_int_equal(state_begin(st), 0);
+	assert_int_equal(state_begin(st), 0);		/* nested: one commit */
+	for (int i = 0; i < 500; i++) {
+		snprintf(path, sizeof(path), "host/accounts/u%d.dat", i);
+		r = state_lookup_or_new(st, path);
+		r->type = MF_FILE;
+		r->size = (uint64_t)i;
+		vv_set(&r->vv, "a", state_next_counter(st));
+		assert_int_equal(state_save(st, r), 0);
+	}
+	c = state_next_counter(st);
+	assert_int_equal(state_commit(st), 0);
+	assert_int_equal(state_commit(st), 0);
+	assert_int_equal(state_commit(st), 0);		/* unbalanced: harmless */
+	assert_int_equal(state_live_count(st), 500);
+	state_close(st);
+
+	st = open_state(f, f->root);
+	assert_int_equal(state_count(st), 500);
+	assert_int_equal(state_live_count(st), 500);
+	r = state_get(st, "host/accounts/u499.dat");
+	assert_non_null(r);
+	assert_int_equal(r->size, 499);
+	assert_true(state_next_counter(st) > c);
+	state_close(st);
+}
+
 int
 main(void)
 {
@@ -335,6 +372,7 @@ main(void)
 		T(test_collect_finds_a_subtree_and_nothing_beside_it),
 		T(test_manifest_of_records_feeds_the_hash_cache_sorted),
 		T(test_gc_forgets_only_old_tombstones),
+		T(test_records_saved_in_a_transaction_survive_a_restart),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
