@@ -128,9 +128,9 @@ class Proxyd:
 
 
 class Haproxy:
-    def __init__(self, be, maxconn):
+    def __init__(self, be, maxconn, nbthread=None):
         self.h = harness.HAProxy([("a", be.port)], xmpp_check=True, check_domain=DOMAIN,
-                                 maxconn=maxconn).start()
+                                 maxconn=maxconn, nbthread=nbthread).start()
         self.port = self.h.port
 
     @property
@@ -299,6 +299,10 @@ def print_set(title, sat, lat, loads, sat_clients, window):
 
 def verdicts(sat, lat, mem):
     out = []
+    if "proxyd" in sat and "haproxy 1 thread" in sat:
+        r = sat["proxyd"]["msgs_per_s"] / max(1, sat["haproxy 1 thread"]["msgs_per_s"])
+        out.append(f"throughput proxyd / haproxy TCP with nbthread 1 = {r:.2f} "
+                   "(proxyd runs one event loop)")
     if "proxyd" in sat and "haproxy" in sat:
         r = sat["proxyd"]["msgs_per_s"] / max(1, sat["haproxy"]["msgs_per_s"])
         out.append(f"throughput proxyd / haproxy TCP = {r:.2f} (goal >= "
@@ -359,8 +363,11 @@ def main():
     echo = Echo()
     px = Proxyd(echo)
     hp = Haproxy(echo, maxconn=args.idle_n + 500)
+    # proxyd runs one event loop; haproxy one thread per CPU by default.
+    hp1 = Haproxy(echo, maxconn=4096, nbthread=1)
     try:
         targets = [("direct", echo.port, None), ("haproxy", hp.port, hp.pid),
+                   ("haproxy 1 thread", hp1.port, hp1.pid),
                    ("proxyd", px.ports["none"], px.pid)]
         if not args.skip_tls:
             targets.append(("proxyd TLS", px.ports["direct"], px.pid))
@@ -393,6 +400,7 @@ def main():
         psat = plat = None
         if not args.skip_prosody and not args.skip_messages:
             hp.stop()
+            hp1.stop()
             px.stop()
             note(f"Prosody: {args.prosody_users} users")
             pro = prosody_backend(args.prosody_users)
@@ -414,7 +422,7 @@ def main():
                 ppx.stop()
                 pro.stop()
     finally:
-        for part in (hp, px, echo):
+        for part in (hp, hp1, px, echo):
             try:
                 part.stop()
             except Exception:           # noqa: BLE001 (already stopped)

@@ -663,13 +663,15 @@ class HAProxy:
     BACKENDS: list of (name, port) on 127.0.0.1.  XMPP_CHECK: the field notes'
     stream-features tcp-check (inter/fall/rise as given).  MAXCONN: its global
     maxconn (haproxy sizes its open-file limit from it: about 2 fds a client).
+    NBTHREAD: its threads (None: haproxy's default, one per CPU).
     """
 
     def __init__(self, backends, xmpp_check=False, check_domain=XMPP_DOMAIN,
                  inter="250ms", fall=2, rise=2, port=None, balance="roundrobin",
-                 maxconn=4096):
+                 maxconn=4096, nbthread=None):
         self.backends = list(backends)
         self.maxconn = maxconn
+        self.nbthread = nbthread
         self.xmpp_check = xmpp_check
         self.check_domain = check_domain
         self.inter, self.fall, self.rise = inter, fall, rise
@@ -689,6 +691,7 @@ class HAProxy:
             "    log stderr format raw local0 info",
             f"    stats socket {self.stats_socket} mode 600 level admin",
             f"    maxconn {self.maxconn}",
+        ] + ([f"    nbthread {self.nbthread}"] if self.nbthread else []) + [
             "defaults",
             "    mode tcp",
             "    log global",
