@@ -22,6 +22,7 @@ move_cancel(struct session *s)
 	s->ev_move = NULL;
 	s->move_at = 0;
 	s->ctx->moves_pending--;
+	count_add(s->ctx->moving, s->domain, -1);
 }
 
 static void
@@ -71,6 +72,7 @@ move_at(struct session *s, uint64_t now, uint64_t delay)
 	tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
 	evtimer_add(s->ev_move, &tv);
 	s->ctx->moves_pending++;
+	count_add(s->ctx->moving, s->domain, 1);
 }
 
 /*
@@ -160,13 +162,7 @@ move_placement(const struct session_ctx *ctx, const struct pview *v,
 size_t
 move_count_pending(const struct session_ctx *ctx, const char *domain)
 {
-	const struct session	*s;
-	size_t			 n = 0;
-
 	if (domain == NULL)
 		return ctx->moves_pending;
-	for (s = ctx->head; s != NULL; s = s->next)
-		if (s->ev_move != NULL && strcasecmp(s->domain, domain) == 0)
-			n++;
-	return n;
+	return count_get(ctx->moving, domain);
 }

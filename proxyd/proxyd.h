@@ -423,6 +423,7 @@ struct session_ctx {
 	size_t			 count;
 	/* Sessions not closing, by domain and by backend: see session_recount. */
 	struct count_map	*by_domain, *by_backend;
+	struct count_map	*moving;	/* sessions with a spread end, by domain */
 	struct metrics		*metrics;
 	uint64_t		 accepted, refused, no_backend, tls_failures;
 	uint64_t		 errors[XML_COND_COUNT];	/* stream errors sent */

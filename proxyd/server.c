@@ -218,6 +218,7 @@ proxyd_start(struct daemon *d, void *conf, char *err, size_t errlen)
 	p->ctx.placed = placement_table_new();
 	p->ctx.by_domain = count_map_new(1);
 	p->ctx.by_backend = count_map_new(0);
+	p->ctx.moving = count_map_new(1);
 	if ((p->ctx.up_tls = tls_client_new(c, err, errlen)) == NULL)
 		goto fail;
 	if (server_needs_tls(c) &&
@@ -298,6 +299,7 @@ proxyd_stop(struct daemon *d)
 	placement_table_free(p->ctx.placed);
 	count_map_free(p->ctx.by_domain);
 	count_map_free(p->ctx.by_backend);
+	count_map_free(p->ctx.moving);
 	tls_client_free(p->ctx.up_tls);
 	tls_set_free(p->ctx.tls);
 	for (i = 0; i < p->nold_tls; i++)
