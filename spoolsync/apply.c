@@ -117,7 +117,7 @@ apply_tmp_close(struct apply_tmp *t)
 {
 	if (t->fd != -1)
 		close(t->fd);
-	if (t->dirfd != -1)
+	if (t->dirfd != -1 && !t->dirfd_borrowed)
 		close(t->dirfd);
 	free(t->path);
 	t->fd = t->dirfd = -1;
@@ -134,19 +134,13 @@ apply_tmp_abort(struct apply_tmp *t)
 	apply_tmp_close(t);
 }
 
-int
-apply_tmp_open(int rootfd, const char *path, int create_dirs, struct apply_tmp *t,
+/* The temp file itself, in T->dirfd (open already). */
+static int
+apply_tmp_create(struct apply_tmp *t, const char *path, const char *leaf,
     char *err, size_t errlen)
 {
-	const char	*leaf;
-	int		 tries;
+	int	tries;
 
-	memset(t, 0, sizeof(*t));
-	t->fd = t->dirfd = -1;
-	t->dirfd = path_open_parent(rootfd, path, create_dirs, APPLY_NEW_DIR_MODE,
-	    &leaf, err, errlen);
-	if (t->dirfd == -1)
-		return -1;
 	t->path = xstrdup(path);
 	t->leaf = t->path + (leaf - path);
 	for (tries = 0; tries < APPLY_TMP_TRIES; tries++) {
@@ -162,6 +156,49 @@ apply_tmp_open(int rootfd, const char *path, int create_dirs, struct apply_tmp *
 	t->name[0] = '\0';
 	apply_tmp_close(t);
 	return -1;
+}
+
+int
+apply_tmp_open(int rootfd, const char *path, int create_dirs, struct apply_tmp *t,
+    char *err, size_t errlen)
+{
+	const char	*leaf;
+
+	memset(t, 0, sizeof(*t));
+	t->fd = t->dirfd = -1;
+	t->dirfd = path_open_parent(rootfd, path, create_dirs, APPLY_NEW_DIR_MODE,
+	    &leaf, err, errlen);
+	if (t->dirfd == -1)
+		return -1;
+	return apply_tmp_create(t, path, leaf, err, errlen);
+}
+
+int
+apply_tmp_open_in(int dirfd, const char *path, struct apply_tmp *t, char *err,
+    size_t errlen)
+{
+	const char	*slash;
+
+	memset(t, 0, sizeof(*t));
+	t->fd = t->dirfd = -1;
+	if (path_valid(path, err, errlen) == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	t->dirfd = dirfd;
+	t->dirfd_borrowed = 1;
+	slash = strrchr(path, '/');
+	return apply_tmp_create(t, path, slash == NULL ? path : slash + 1, err,
+	    errlen);
+}
+
+int
+apply_parent_open(int rootfd, const char *path, char *err, size_t errlen)
+{
+	const char	*leaf;
+
+	return path_open_parent(rootfd, path, 1, APPLY_NEW_DIR_MODE, &leaf, err,
+	    errlen);
 }
 
 int

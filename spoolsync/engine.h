@@ -1,7 +1,7 @@
 /*
  * engine.h: the replication engine inside the spoolsync daemon: the runtime
- * shared by server.c, peer.c, local.c, sync.c, send.c, recv.c, recvfile.c and
- * antientropy.c.
+ * shared by server.c, peer.c, local.c, sync.c, send.c, recv.c, recvfile.c,
+ * commit.c and antientropy.c.
  */
 #ifndef SPOOLSYNC_ENGINE_H
 #define SPOOLSYNC_ENGINE_H
@@ -219,6 +219,7 @@ struct link {
 	/* sender */
 	struct opq	 ops;
 	size_t		 nops;
+	size_t		 nunsent;	/* of those, not OP_SENT (op_stage) */
 	struct pmap	*busy;		/* path -> its op in flight */
 	uint64_t	 next_xfer;
 	/* receiver */
@@ -312,11 +313,13 @@ struct spoolsync {
 	int		 is_root;
 	struct state	*st;
 	struct bg	*bg;
-	struct bg	*bg_commit;	/* the committer: one batch at a time */
+	struct bg	*bg_commit;	/* the committer: writes a batch's temp files */
+	struct bg	*bg_place;	/* then this one: syncfs, rename (in order) */
 	struct commitq	 commit_wait;	/* received, checked, not yet committed */
-	int		 commit_running;
+	int		 commit_running;	/* a batch being written */
+	int		 commit_placing;	/* written batches not yet placed */
 	struct pmap	*applying;	/* path -> commits running: not local changes */
-	struct sigcache	*sigs;		/* made when big files land (recvfile.c) */
+	struct sigcache	*sigs;		/* made when big files land (commit.c) */
 	struct bg	*sig_bg;
 	size_t		 sig_pending;
 	struct queue	*q;
@@ -408,6 +411,7 @@ void		 send_stream(struct link *, struct op *, size_t *budget);
 void		 send_on_sig(struct link *, const struct wire_chunk *);
 void		 send_on_ack(struct link *, struct op *, const struct wire_ack *);
 void		 op_free(struct op *);
+void		 op_stage(struct op *, enum op_stage);
 struct op	*send_find_xfer(struct link *, uint64_t xfer);
 
 /* recv.c: changes arriving: decided, applied, acked */
@@ -434,7 +438,7 @@ struct st_rec	*recv_record_stat(struct spoolsync *, const char *path,
 		    const struct vv *, const unsigned char *hash, const struct stat *);
 void		 recv_forget_tree(struct spoolsync *, const char *path);
 
-/* recvfile.c: files arriving, committed by workers; signatures for peers */
+/* recvfile.c: files arriving, checked; signatures for peers */
 void		 recv_file_begin(struct link *, const struct wire_file_begin *);
 void		 recv_file_data(struct link *, const struct wire_chunk *);
 void		 recv_file_end(struct link *, uint64_t xfer);
@@ -442,6 +446,15 @@ void		 recv_sig_req(struct link *, const struct wire_sig_req *);
 void		 recv_pump(struct link *, size_t *budget);
 void		 recv_link_down(struct link *);
 int		 recv_busy(const struct link *);
+void		 rx_free(struct rx *);
+char		*rx_key(uint64_t xfer, char *, size_t);
+/* A directory where RX's file goes is removed (if this node may). */
+int		 rx_clear_way(struct link *, struct rx *, char *err, size_t errlen);
+
+/* commit.c: received files made durable and renamed, off the loop */
+void		 recv_commit(struct link *, struct rx *, const struct apply_meta *);
+size_t		 recv_commit_max(void);	/* commits per link before reading waits */
+struct sigcache	*recv_sigcache(struct spoolsync *);
 void		 recv_shutdown(struct spoolsync *);
 
 /* antientropy.c: manifests compared, differences shipped; audits served */

@@ -141,10 +141,10 @@ sync_read_small(struct spoolsync *sp, const char *path, struct buf *data,
 	EVP_MD_CTX	*md;
 	unsigned int	 hl;
 	ssize_t		 n;
-	size_t		 got;
+	size_t		 got, cap;
 	int		 fd, tries, rv = -1;
 
-	p = xmalloc(SYNC_SMALL_MAX + 1);
+	p = NULL;
 	md = EVP_MD_CTX_new();
 	for (tries = 0; tries < 3; tries++) {
 		fd = path_open(sp->rootfd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0,
@@ -160,9 +160,19 @@ sync_read_small(struct spoolsync *sp, const char *path, struct buf *data,
 			rv = S_ISREG(a.st_mode) ? 2 : 1;
 			goto out;
 		}
+		/* Sized by the stat (one byte more shows growth), grown if the
+		 * file does: a megabyte per small file would fault fresh
+		 * pages in for every one of them. */
+		cap = (size_t)a.st_size + 1;
+		p = xreallocarray(p, cap, 1);
 		got = 0;
 		while (got < SYNC_SMALL_MAX + 1) {
-			n = read(fd, p + got, SYNC_SMALL_MAX + 1 - got);
+			if (got == cap) {
+				cap = cap * 2 < SYNC_SMALL_MAX + 1 ? cap * 2 :
+				    SYNC_SMALL_MAX + 1;
+				p = xreallocarray(p, cap, 1);
+			}
+			n = read(fd, p + got, cap - got);
 			if (n == -1 && errno == EINTR)
 				continue;
 			if (n <= 0)

@@ -51,8 +51,21 @@ op_new(struct link *l, struct item *it)
 	buf_init(&op->data);
 	TAILQ_INSERT_TAIL(&l->ops, op, entry);
 	l->nops++;
+	l->nunsent++;		/* OP_HASH */
 	pmap_put(l->busy, it->path, op);
 	return op;
+}
+
+/* Stages change here only: the link counts the ops not wholly sent, which
+ * spares the pump a walk over a window of sent ones. */
+void
+op_stage(struct op *op, enum op_stage stage)
+{
+	if (op->stage != OP_SENT && stage == OP_SENT)
+		op->l->nunsent--;
+	else if (op->stage == OP_SENT && stage != OP_SENT)
+		op->l->nunsent++;
+	op->stage = stage;
 }
 
 void
@@ -86,7 +99,7 @@ static void
 send_nothing(struct link *l, struct op *op)
 {
 	op->type = 0;
-	op->stage = OP_SENT;
+	op_stage(op, OP_SENT);
 	sync_op_done(l, op, WIRE_ST_OK, NULL);
 }
 
@@ -120,7 +133,7 @@ send_simple(struct link *l, struct op *op, struct wire_msg *m)
 {
 	op->type = m->type;
 	op->seq = link_next_seq(l);
-	op->stage = OP_SENT;
+	op_stage(op, OP_SENT);
 	link_send(l, m);
 }
 
@@ -220,7 +233,7 @@ send_end_frame(struct link *l, struct op *op)
 
 	msg_init(&m, WIRE_FILE_END);
 	m.file_end.xfer = op->xfer;
-	op->stage = OP_SENT;
+	op_stage(op, OP_SENT);
 	link_send(l, &m);
 }
 
@@ -275,7 +288,7 @@ send_link(struct link *l, struct op *op, const struct st_rec *r)
 	op->size = (uint64_t)n;
 	EVP_Digest(target, (size_t)n, op->sha, &hl, EVP_sha256(), NULL);
 	op->lit = (uint64_t)n;
-	op->stage = OP_STREAM;
+	op_stage(op, OP_STREAM);
 	send_in_one(l, op, (const unsigned char *)target, (size_t)n);
 }
 
@@ -345,7 +358,7 @@ send_small(struct link *l, struct op *op, struct st_rec *r)
 		op->matched = op->append_off;
 	}
 	op->lit = n;
-	op->stage = OP_STREAM;
+	op_stage(op, OP_STREAM);
 	send_in_one(l, op, p, n);
 	if (link_alive(l))
 		buf_free(&op->data);	/* a wide window holds many small ops */
@@ -431,7 +444,7 @@ send_sig_req(struct link *l, struct op *op)
 	m.sig_req.xfer = op->xfer;
 	m.sig_req.path = op->it->path;
 	op->job = delta_loadsig_begin(0);
-	op->stage = OP_SIGWAIT;
+	op_stage(op, OP_SIGWAIT);
 	op->sig_asked = 1;
 	link_send(l, &m);
 }
@@ -455,7 +468,7 @@ send_big(struct link *l, struct op *op, const struct st_rec *r)
 	send_file_common(op, r);
 	op->ftype = MF_FILE;
 	op->size = (uint64_t)st.st_size;
-	op->stage = OP_HASH;
+	op_stage(op, OP_HASH);
 	if (r->hash_ok) {
 		memcpy(op->sha, r->hash, MF_HASH_LEN);
 		op->hash_done = 1;
@@ -540,7 +553,7 @@ send_maybe_begin(struct link *l, struct op *op)
 		op->off = op->kind == WIRE_KIND_APPEND ? op->append_off : 0;
 	if (op->kind == WIRE_KIND_APPEND)
 		op->matched = op->append_off;
-	op->stage = OP_STREAM;
+	op_stage(op, OP_STREAM);
 	send_begin_frame(l, op);	/* OP is gone if the link closed */
 	link_pump_soon(l);
 }
@@ -567,6 +580,7 @@ send_start(struct link *l, struct item *it)
 	struct spoolsync	*sp = l->sp;
 	struct op		*op = op_new(l, it);
 	struct st_rec		*r;
+	int			 small = -1;
 
 	if (it->kind == ITEM_MOVE) {
 		send_rename(l, op);
@@ -579,12 +593,13 @@ send_start(struct link *l, struct item *it)
 	 */
 	r = state_get(sp->st, it->path);
 	if (r == NULL || r->deleted || r->type != MF_FILE ||
-	    !send_goes_small(l, it, r)) {
+	    !(small = send_goes_small(l, it, r))) {
 		if (sync_local_check(sp, it->path))
 			for (size_t i = 0; i < sp->npeers; i++)
 				if (&sp->peers[i] != l->peer)
 					sync_enqueue(&sp->peers[i], it->path, 0);
 		r = state_get(sp->st, it->path);
+		small = -1;	/* looked at again: decided again */
 	}
 	if (r == NULL || r->deleted) {
 		if (r != NULL || (sp->mode == MODE_SEND &&
@@ -602,7 +617,7 @@ send_start(struct link *l, struct item *it)
 		send_link(l, op, r);
 		break;
 	default:
-		if (send_goes_small(l, it, r))
+		if (small == 1 || (small == -1 && send_goes_small(l, it, r)))
 			send_small(l, op, r);
 		else
 			send_big(l, op, r);
@@ -654,7 +669,7 @@ send_delta_failed(struct link *l, struct op *op, const char *err)
 	op->job = NULL;
 	buf_reset(&op->data);
 	op->kind = WIRE_KIND_WHOLE;
-	op->stage = OP_HASH;
+	op_stage(op, OP_HASH);
 	send_maybe_begin(l, op);
 }
 
@@ -744,10 +759,10 @@ send_on_sig(struct link *l, const struct wire_chunk *c)
 	if (op->sig == NULL && op->kind != 0)
 		op->kind = WIRE_KIND_WHOLE;
 	op->sig_done = 1;
-	op->stage = OP_HASH;
+	op_stage(op, OP_HASH);
 	if (op->sig != NULL && !op->hash_done) {
 		send_delta_job(op);	/* ahead of the hash: see send_stream_delta */
-		op->stage = OP_STREAM;
+		op_stage(op, OP_STREAM);
 		link_pump_soon(l);
 		return;
 	}
@@ -765,7 +780,7 @@ send_on_ack(struct link *l, struct op *op, const struct wire_ack *a)
 		if (op->kind != 0)
 			op->kind = WIRE_KIND_WHOLE;
 		op->sig_done = 1;
-		op->stage = OP_HASH;
+		op_stage(op, OP_HASH);
 		send_maybe_begin(l, op);
 		return;
 	}

@@ -511,7 +511,8 @@ sp_free(struct spoolsync *sp)
 	peer_free_all(sp);
 	if (sp->w != NULL)
 		watch_stop(sp->w);
-	bg_free(sp->bg_commit);		/* what landed is still recorded */
+	bg_free(sp->bg_commit);		/* written, not placed: removed */
+	bg_free(sp->bg_place);		/* what landed is still recorded */
 	recv_shutdown(sp);
 	bg_free(sp->bg);
 	pmap_free(sp->applying, free);
@@ -636,7 +637,8 @@ spoolsync_start(struct daemon *d, void *confp, char *err, size_t errlen)
 		log_info("removed %zu temp file%s left by an interrupted run", ntemp,
 		    ntemp == 1 ? "" : "s");
 	if ((sp->bg = bg_new(sp->base, 2, err, errlen)) == NULL ||
-	    (sp->bg_commit = bg_new(sp->base, 1, err, errlen)) == NULL)
+	    (sp->bg_commit = bg_new(sp->base, 1, err, errlen)) == NULL ||
+	    (sp->bg_place = bg_new(sp->base, 1, err, errlen)) == NULL)
 		goto fail;
 	sp->last_mf = mfref_new(state_manifest(sp->st));
 	sp_init_peers(sp, c);

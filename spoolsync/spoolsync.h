@@ -293,10 +293,21 @@ struct apply_tmp {
 	uint64_t	 written;
 	int		 placed_ok;	/* placed: the file's stat once renamed */
 	struct stat	 placed;
+	int		 dirfd_borrowed;	/* the caller's: never closed here */
 };
 /* A temp file beside PATH; missing parents are created (0700) if CREATE_DIRS. */
 int		 apply_tmp_open(int rootfd, const char *path, int create_dirs,
 		    struct apply_tmp *, char *err, size_t errlen);
+/*
+ * The same in DIRFD, PATH's parent as apply_parent_open opened it: many
+ * files share one directory walk.  DIRFD stays the caller's, open until
+ * the temp file is renamed or aborted.
+ */
+int		 apply_tmp_open_in(int dirfd, const char *path, struct apply_tmp *,
+		    char *err, size_t errlen);
+/* PATH's parent beneath ROOTFD, missing directories made (0700). */
+int		 apply_parent_open(int rootfd, const char *path, char *err,
+		    size_t errlen);
 int		 apply_tmp_write(struct apply_tmp *, const void *, size_t,
 		    char *err, size_t errlen);
 /* Appends the first LEN bytes of SRCFD (an append: old bytes, then the tail). */

@@ -246,12 +246,7 @@ sync_requeue_head(struct peer *p, struct item *it)
 static int
 sync_unsent(const struct link *l)
 {
-	const struct op	*op;
-
-	TAILQ_FOREACH(op, &l->ops, entry)
-		if (op->stage != OP_SENT)
-			return 1;
-	return 0;
+	return l->nunsent > 0;
 }
 
 /* A move, or a directory's delete, must not overtake a file in flight. */
@@ -310,10 +305,16 @@ sync_pump(struct link *l, size_t *budget)
 	struct item	*it;
 	uint64_t	 now = now_mono_ms(), wake = 0;
 	struct timeval	 tv;
-	size_t		 open = 0, nops;
+	size_t		 open, left, nops;
 
-	for (op = TAILQ_FIRST(&l->ops); op != NULL; op = next) {
+	/* Only the ops not wholly sent matter here: a window of small files
+	 * is nearly all sent ones, waiting for their acks. */
+	left = l->nunsent;
+	for (op = TAILQ_FIRST(&l->ops); op != NULL && left > 0; op = next) {
 		next = TAILQ_NEXT(op, entry);
+		if (op->stage == OP_SENT)
+			continue;
+		left--;
 		if (op->stage == OP_STREAM) {
 			send_stream(l, op, budget);
 			if (!link_alive(l))
@@ -321,9 +322,8 @@ sync_pump(struct link *l, size_t *budget)
 			if (*budget == 0 || link_out_high(l))
 				return;
 		}
-		if (op->stage != OP_SENT)
-			open++;
 	}
+	open = l->nunsent;
 	/* A wide window for small files; the big ones stay few, since the
 	 * receiver refuses more than SYNC_RX_MAX transfers open at once. */
 	while (l->nops < SYNC_WINDOW && open < SYNC_OPEN_MAX &&
@@ -484,6 +484,8 @@ sync_op_done(struct link *l, struct op *op, int status, const char *text)
 	op->it = NULL;
 	TAILQ_REMOVE(&l->ops, op, entry);
 	l->nops--;
+	if (op->stage != OP_SENT)
+		l->nunsent--;
 	if (pmap_get(l->busy, it->path) == op)
 		pmap_del(l->busy, it->path);
 	snprintf(why, sizeof(why), "%s: %s%s%s", it->path,
@@ -574,6 +576,8 @@ sync_link_down(struct link *l)
 	while ((op = TAILQ_LAST(&l->ops, opq)) != NULL) {
 		TAILQ_REMOVE(&l->ops, op, entry);
 		l->nops--;
+		if (op->stage != OP_SENT)
+			l->nunsent--;
 		if (pmap_get(l->busy, op->it->path) == op)
 			pmap_del(l->busy, op->it->path);
 		it = op->it;

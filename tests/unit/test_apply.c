@@ -488,6 +488,57 @@ test_hostile_paths_change_nothing_outside(void **state)
 	assert_int_equal(count_temps(f->outfd), 0);
 }
 
+/* Many temp files in one directory opened once: each lands, the shared
+ * directory stays the caller's, bad paths and symlinked parents refused. */
+static void
+test_temp_files_share_one_directory_and_it_stays_open(void **state)
+{
+	struct fx		*f = *state;
+	struct apply_tmp	 t[3];
+	struct apply_meta	 m = { .set = APPLY_MODE, .mode = 0640 };
+	struct stat		 st;
+	char			 err[256], name[32];
+	int			 dfd;
+
+	dfd = apply_parent_open(f->rootfd, "a/b/x", err, sizeof(err));
+	assert_true(dfd >= 0);		/* a and a/b made on the way */
+	assert_int_equal(fstatat(f->rootfd, "a/b", &st, AT_SYMLINK_NOFOLLOW), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "a/b/f%d", i);
+		assert_int_equal(apply_tmp_open_in(dfd, name, &t[i], err,
+		    sizeof(err)), 0);
+		assert_int_equal(apply_tmp_write(&t[i], "abc", 3, err, sizeof(err)),
+		    0);
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(apply_tmp_seal(&t[i], &m, err, sizeof(err)), 0);
+		assert_int_equal(apply_tmp_rename(&t[i], err, sizeof(err)), 0);
+	}
+	assert_int_equal(apply_tmp_commit(&t[2], &m, err, sizeof(err)), 0);
+	assert_true(fcntl(dfd, F_GETFD) != -1);		/* still the caller's */
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "a/b/f%d", i);
+		expect_content(f->rootfd, name, "abc");
+		assert_int_equal(fstatat(f->rootfd, name, &st, 0), 0);
+		assert_int_equal(st.st_mode & 07777, 0640);
+	}
+	/* An aborted one leaves nothing, and the directory open. */
+	assert_int_equal(apply_tmp_open_in(dfd, "a/b/gone", &t[0], err,
+	    sizeof(err)), 0);
+	apply_tmp_abort(&t[0]);
+	assert_true(fcntl(dfd, F_GETFD) != -1);
+	assert_int_equal(apply_tmp_open_in(dfd, "a/../../x", &t[0], err,
+	    sizeof(err)), -1);
+	close(dfd);
+	assert_int_equal(count_temps(f->rootfd), 0);
+	assert_int_equal(fstatat(f->rootfd, "a/b/gone", &st, 0), -1);
+	/* The walk that opens the shared directory follows no symlink. */
+	assert_int_equal(symlinkat(f->outside, f->rootfd, "link"), 0);
+	assert_int_equal(apply_parent_open(f->rootfd, "link/x", err, sizeof(err)),
+	    -1);
+}
+
 int
 main(void)
 {
@@ -504,6 +555,7 @@ main(void)
 		T(test_symlink_is_created_as_a_link_and_replaces_atomically),
 		T(test_a_delta_patches_into_place_and_an_append_copies_then_adds),
 		T(test_hostile_paths_change_nothing_outside),
+		T(test_temp_files_share_one_directory_and_it_stays_open),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
