@@ -17,7 +17,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -197,34 +196,11 @@ class HAProxyChecks:
         return self.proc.pid
 
     def command(self, cmd, quiet=False):
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(5)
-                s.connect(self.sock)
-                s.sendall(cmd.encode() + b"\n")
-                data = b""
-                while True:
-                    chunk = s.recv(1 << 20)
-                    if not chunk:
-                        break
-                    data += chunk
-            return data.decode("utf-8", "replace")
-        except OSError:
-            if quiet:
-                return None
-            raise
+        return harness.haproxy_command(self.sock, cmd, quiet, timeout=5)
 
     def stats(self):
         """{(backend, server): row of `show stat`} for our backends' servers."""
-        text = self.command("show stat")
-        head = text.splitlines()[0].lstrip("# ").split(",")
-        out = {}
-        for line in text.splitlines()[1:]:
-            row = dict(zip(head, line.split(",")))
-            if row.get("pxname") in self.backends and row.get("svname") not in (
-                    "BACKEND", "FRONTEND", None):
-                out[(row["pxname"], row["svname"])] = row
-        return out
+        return harness.haproxy_server_stats(self.sock, self.backends)
 
     def all_up(self):
         st = self.stats()

@@ -657,6 +657,40 @@ class MariaDB:
 
 # ---------------------------------------------------------------- HAProxy
 
+def haproxy_command(sock, cmd, quiet=False, timeout=2.0):
+    """One command on haproxy's stats socket SOCK; its whole answer (None when
+    QUIET and the socket cannot be reached)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(sock)
+            s.sendall(cmd.encode() + b"\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return data.decode("utf-8", "replace")
+    except OSError:
+        if quiet:
+            return None
+        raise
+
+
+def haproxy_server_stats(sock, backends):
+    """{(backend, server): row of `show stat`} for the servers of BACKENDS."""
+    text = haproxy_command(sock, "show stat")
+    head = text.splitlines()[0].lstrip("# ").split(",")
+    out = {}
+    for line in text.splitlines()[1:]:
+        row = dict(zip(head, line.split(",")))
+        if row.get("pxname") in backends and row.get("svname") not in (
+                "BACKEND", "FRONTEND", None):
+            out[(row["pxname"], row["svname"])] = row
+    return out
+
+
 class HAProxy:
     """haproxy -db in TCP mode: one frontend on a free port, BACKENDS behind it.
 
@@ -747,33 +781,12 @@ class HAProxy:
                    timeout, f"XMPP through haproxy on 127.0.0.1:{self.port}")
 
     def command(self, cmd, quiet=False):
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(2)
-                s.connect(self.stats_socket)
-                s.sendall(cmd.encode() + b"\n")
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            return data.decode("utf-8", "replace")
-        except OSError:
-            if quiet:
-                return None
-            raise
+        return haproxy_command(self.stats_socket, cmd, quiet)
 
     def server_stats(self):
         """{server name: {column: value}} from 'show stat' (stot, status, ...)."""
-        text = self.command("show stat")
-        head = text.splitlines()[0].lstrip("# ").split(",")
-        out = {}
-        for line in text.splitlines()[1:]:
-            row = dict(zip(head, line.split(",")))
-            if row.get("pxname") == "be" and row.get("svname") not in ("BACKEND", None):
-                out[row["svname"]] = row
-        return out
+        return {sv: row for (_, sv), row in
+                haproxy_server_stats(self.stats_socket, ("be",)).items()}
 
     def server_states(self):
         """{server name: status} ("UP", "DOWN", "no check", ...)."""
