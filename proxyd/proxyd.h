@@ -433,6 +433,10 @@ struct session_ctx {
 	uint64_t		 backend_tls_logged;	/* now_mono_ms() of its log line */
 	size_t			 moves_pending;	/* sessions with a spread end set */
 	uint64_t		 moved;		/* sessions ended by a domain move */
+	/* Sessions with relayed output gathered this loop turn: see session_flush. */
+	struct session		*dirty;
+	struct event		*ev_flush;
+	int			 flush_armed;
 };
 void		 session_accept(struct session_ctx *, int fd, const struct sockaddr *,
 		    socklen_t, const struct listen_conf *);

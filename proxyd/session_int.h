@@ -41,6 +41,11 @@ struct session {
 	unsigned		 tls:1, authed:1, client_header:1, up_header:1,
 				 up_open:1, up_error:1, bev_owns_fd:1;
 	unsigned		 up_switch:1;	/* <proceed/> came: TLS next */
+	unsigned		 up_plain:1;	/* ubev is a plain socket */
+	unsigned		 dirty:1;	/* on ctx->dirty */
+	struct session		*dnext;		/* ctx->dirty's link */
+	/* Relayed output of this loop turn, written at its end (session_flush). */
+	struct buf		*cpend, *upend;
 	int			 up_tls;	/* enum up_tls_state */
 	struct buf		*up_hold;	/* for the backend once TLS is up */
 	struct bufferevent	*cbev, *ubev;
@@ -67,6 +72,8 @@ void		 session_end(struct session *, enum xml_cond, const char *text);
 struct buf	*session_buf(void);	/* the serialiser's scratch, emptied */
 void		 session_to_client(struct session *, const struct buf *);
 void		 session_to_backend(struct session *, const struct buf *);
+/* Writes what session_to_* gathered for S (before any change of its sides). */
+void		 session_flush(struct session *);
 void		 session_new_client_parser(struct session *);
 /* 1 while the client may still take the optional STARTTLS of its listener. */
 int		 session_may_starttls(const struct session *);

@@ -403,6 +403,7 @@ upstream_port(struct net_addr *a, int64_t port)
 void
 upstream_drop(struct session *s)
 {
+	session_flush(s);
 	if (s->ubev != NULL)
 		bufferevent_free(s->ubev);
 	s->ubev = NULL;
@@ -416,7 +417,7 @@ upstream_drop(struct session *s)
 		free(s->up_hold);
 		s->up_hold = NULL;
 	}
-	s->up_header = s->up_open = s->up_error = s->up_switch = 0;
+	s->up_header = s->up_open = s->up_error = s->up_switch = s->up_plain = 0;
 	s->up_tls = UPTLS_OFF;
 }
 
@@ -462,6 +463,7 @@ upstream_connect(struct session *s)
 	    upstream_event_cb, s);
 	bufferevent_setwatermark(s->ubev, EV_WRITE, SESSION_LOW_WATER, 0);
 	bufferevent_enable(s->ubev, EV_READ | EV_WRITE);
+	s->up_plain = t->mode == BTLS_NONE;
 	if (t->mode == BTLS_STARTTLS)
 		upstream_begin_starttls(s);
 	else if (t->mode == BTLS_DIRECT && upstream_wrap_tls(s, b->name) == -1) {
