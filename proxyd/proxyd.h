@@ -437,6 +437,7 @@ struct session_ctx {
 	struct session		*dirty;
 	struct event		*ev_flush;
 	int			 flush_armed;
+	struct prefeat		*prefeat;	/* see prefeat.c */
 };
 void		 session_accept(struct session_ctx *, int fd, const struct sockaddr *,
 		    socklen_t, const struct listen_conf *);
@@ -448,6 +449,18 @@ void		 session_list_json(const struct session_ctx *, struct json *,
 int		 session_kick(struct session_ctx *, const char *jid);	/* sessions ended */
 /* Stop: every session gets COND, what can be written at once is, all freed. */
 void		 session_shutdown(struct session_ctx *, enum xml_cond, const char *text);
+
+/* prefeat.c: backends' features before authentication, by backend and domain */
+const struct buf *prefeat_get(const struct session_ctx *, const char *backend,
+		    const char *domain);
+/* FEATURES as parsed, BODY its children as relayed (less <starttls/>). */
+void		 prefeat_put(struct session_ctx *, const char *backend,
+		    const char *domain, const struct xml_node *features,
+		    const struct buf *body);
+void		 prefeat_forget(struct session_ctx *, const char *backend,
+		    const char *domain);
+size_t		 prefeat_count(const struct session_ctx *);
+void		 prefeat_clear(struct session_ctx *);
 
 /* move.c: sessions following their domain's placement */
 /* After each view (ctx->placed updated first): at once, spread, or stay. */

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -28,10 +27,7 @@
 #define SESSION_TRIM_IDLE_MS	1000
 #define SESSION_MALLOC_TRIM	(1024 * 1024)	/* bytes freed by trims */
 
-/* The serialiser's scratch: one per process, the loop is single-threaded. */
-static struct buf	 session_out;
 
-static void	session_flush_cb(evutil_socket_t, short, void *);
 static void	session_client_read_cb(struct bufferevent *, void *);
 static void	session_client_write_cb(struct bufferevent *, void *);
 static void	session_client_event_cb(struct bufferevent *, short, void *);
@@ -42,157 +38,6 @@ static int	session_c_close(void *);
 static const struct xmlstream_cb session_client_cbs = {
 	session_c_open, session_c_stanza, session_c_close
 };
-
-/* ---- output ---- */
-
-struct buf *
-session_buf(void)
-{
-	buf_reset(&session_out);
-	return &session_out;
-}
-
-/*
- * Relayed stanzas toward a plain socket are gathered per session and written
- * at the end of the loop turn, straight to the socket when its bufferevent
- * holds nothing: one write for all the stanzas one read produced, and no
- * write-event round trip (two epoll_ctl and a loop turn per message).  What
- * the socket does not take goes to the bufferevent, which keeps the order,
- * the watermarks and the error reporting.
- */
-static void
-session_gather(struct session *s, struct buf **pp, const struct buf *b)
-{
-	struct session_ctx	*ctx = s->ctx;
-
-	if (ctx->ev_flush == NULL)
-		ctx->ev_flush = event_new(ctx->base, -1, 0, session_flush_cb, ctx);
-	if (*pp == NULL) {
-		*pp = xcalloc(1, sizeof(**pp));
-		buf_init(*pp);
-	}
-	buf_add(*pp, b->data, b->len);
-	if (!s->dirty) {
-		s->dirty = 1;
-		s->dnext = ctx->dirty;
-		ctx->dirty = s;
-	}
-	if (!ctx->flush_armed) {
-		ctx->flush_armed = 1;
-		event_active(ctx->ev_flush, 0, 0);
-	}
-	if ((*pp)->len > SESSION_LOW_WATER)
-		session_flush(s);
-}
-
-/* Writes P to BEV's socket (or behind what BEV still holds); 1: BEV's
- * output is past the high-water mark, the other side must stop reading. */
-static int
-session_flush_side(struct bufferevent *bev, struct buf **pp)
-{
-	struct buf	*p = *pp;
-	struct evbuffer	*out;
-	ssize_t		 n = 0;
-
-	if (p == NULL)
-		return 0;
-	if (bev == NULL) {
-		/* That side went away: its bytes go with it. */
-		buf_free(p);
-		free(p);
-		*pp = NULL;
-		return 0;
-	}
-	out = bufferevent_get_output(bev);
-	if (p->len > 0 && evbuffer_get_length(out) == 0) {
-		n = send(bufferevent_getfd(bev), p->data, p->len, MSG_NOSIGNAL);
-		if (n < 0)
-			n = 0;	/* EAGAIN, or an error the bufferevent reports */
-	}
-	if ((size_t)n < p->len)
-		bufferevent_write(bev, p->data + n, p->len - (size_t)n);
-	buf_free(p);
-	free(p);
-	*pp = NULL;
-	return evbuffer_get_length(out) > SESSION_HIGH_WATER;
-}
-
-void
-session_flush(struct session *s)
-{
-	if (s->cpend != NULL) {
-		if (session_flush_side(s->cbev, &s->cpend) && s->ubev != NULL)
-			bufferevent_disable(s->ubev, EV_READ);
-	}
-	if (s->upend != NULL) {
-		if (session_flush_side(s->ubev, &s->upend) && s->cbev != NULL)
-			bufferevent_disable(s->cbev, EV_READ);
-	}
-}
-
-static void
-session_flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct session_ctx	*ctx = arg;
-	struct session		*s;
-
-	ctx->flush_armed = 0;
-	while ((s = ctx->dirty) != NULL) {
-		ctx->dirty = s->dnext;
-		s->dirty = 0;
-		session_flush(s);
-	}
-}
-
-static void
-session_undirty(struct session *s)
-{
-	struct session	**pp;
-
-	if (!s->dirty)
-		return;
-	for (pp = &s->ctx->dirty; *pp != s; pp = &(*pp)->dnext)
-		;
-	*pp = s->dnext;
-	s->dirty = 0;
-}
-
-void
-session_to_client(struct session *s, const struct buf *b)
-{
-	if (s->cbev == NULL || b->len == 0)
-		return;
-	s->bytes_out += b->len;
-	if (s->state == SS_RELAY && !s->tls) {
-		session_gather(s, &s->cpend, b);
-		return;
-	}
-	bufferevent_write(s->cbev, b->data, b->len);
-	if (s->ubev != NULL && evbuffer_get_length(bufferevent_get_output(s->cbev)) >
-	    SESSION_HIGH_WATER)
-		bufferevent_disable(s->ubev, EV_READ);
-}
-
-void
-session_to_backend(struct session *s, const struct buf *b)
-{
-	if (s->ubev == NULL || b->len == 0)
-		return;
-	/* STARTTLS with the backend first: the client waits meanwhile. */
-	if (s->up_hold != NULL) {
-		buf_add(s->up_hold, b->data, b->len);
-		if (s->up_hold->len > SESSION_HIGH_WATER)
-			bufferevent_disable(s->cbev, EV_READ);
-		return;
-	}
-	if (s->state == SS_RELAY && s->up_plain) {
-		session_gather(s, &s->upend, b);
-		return;
-	}
-	bufferevent_write(s->ubev, b->data, b->len);
-	if (evbuffer_get_length(bufferevent_get_output(s->ubev)) > SESSION_HIGH_WATER)
-		bufferevent_disable(s->cbev, EV_READ);
-}
 
 /* Our own stream header, for answers given before (or without) a backend. */
 static void
@@ -282,15 +127,7 @@ session_free(struct session *s)
 	s->state = SS_CLOSING;
 	session_recount(s);
 	move_cancel(s);
-	session_undirty(s);
-	if (s->cpend != NULL) {
-		buf_free(s->cpend);
-		free(s->cpend);
-	}
-	if (s->upend != NULL) {
-		buf_free(s->upend);
-		free(s->upend);
-	}
+	output_free(s);
 	if (s->ev_free != NULL)
 		event_free(s->ev_free);
 	if (s->cbev != NULL)
@@ -304,6 +141,10 @@ session_free(struct session *s)
 	if (s->up_hold != NULL) {
 		buf_free(s->up_hold);
 		free(s->up_hold);
+	}
+	if (s->up_first != NULL) {
+		buf_free(s->up_first);
+		free(s->up_first);
 	}
 	free(s->domain);
 	free(s->prefer);
@@ -631,6 +472,45 @@ session_may_starttls(const struct session *s)
 	    !s->ctx->conf->require_tls;
 }
 
+/*
+ * The first stream of a client, answered by proxyd from what the domain's
+ * backend last offered (prefeat.c): the backend is connected only at the
+ * client's first stanza, so an idle unauthenticated client costs it
+ * nothing.  0: no such offer known (or a pre-1.0 client): relay as ever.
+ */
+static int
+session_answer_first(struct session *s, const struct xml_node *root)
+{
+	const char		*ver = xmlstream_attr(root, NULL, "version");
+	const struct pbackend	*pb;
+	const struct buf	*f;
+	struct buf		*b;
+
+	if (ver == NULL || strcmp(ver, "1.0") != 0)
+		return 0;
+	pb = move_placement(s->ctx, hview_current(s->ctx->hv), s->domain,
+	    s->prefer);
+	if (pb == NULL || (f = prefeat_get(s->ctx, pb->name, s->domain)) == NULL)
+		return 0;
+	if (s->up_first == NULL) {
+		s->up_first = xcalloc(1, sizeof(*s->up_first));
+		buf_init(s->up_first);
+	}
+	buf_reset(s->up_first);
+	serialize_header(s->up_first, root, NULL);
+	session_own_header(s);
+	b = session_buf();
+	buf_adds(b, "<stream:features>");
+	if (session_may_starttls(s))
+		buf_adds(b, "<starttls xmlns='" NS_TLS "'/>");
+	buf_add(b, f->data, f->len);
+	buf_adds(b, "</stream:features>");
+	session_to_client(s, b);
+	s->up_lazy = 1;
+	s->state = SS_RELAY;
+	return 1;
+}
+
 static int
 session_c_open(void *arg, const struct xml_node *root)
 {
@@ -645,6 +525,8 @@ session_c_open(void *arg, const struct xml_node *root)
 		return 0;
 	}
 	if (s->ubev == NULL) {
+		if (!s->authed && session_answer_first(s, root))
+			return 0;
 		if (upstream_connect(s) == -1)
 			return 1;
 		s->state = SS_RELAY;
@@ -653,6 +535,27 @@ session_c_open(void *arg, const struct xml_node *root)
 	serialize_header(b, root, NULL);
 	session_to_backend(s, b);
 	s->up_header = 1;
+	return 0;
+}
+
+/* The first stanza of a stream answered from prefeat: now the backend. */
+static int
+session_connect_lazy(struct session *s)
+{
+	struct buf	*hdr = s->up_first;
+
+	s->up_first = NULL;
+	s->up_lazy = 0;
+	if (upstream_connect(s) == -1) {
+		buf_free(hdr);
+		free(hdr);
+		return -1;
+	}
+	s->up_swallow = 1;
+	session_to_backend(s, hdr);
+	s->up_header = 1;
+	buf_free(hdr);
+	free(hdr);
 	return 0;
 }
 
@@ -791,6 +694,8 @@ session_c_stanza(void *arg, const struct xml_node *n)
 	if (n->type == XML_NODE_ELEM && n->ns != NULL &&
 	    strcmp(n->ns, NS_SASL) == 0 && !s->authed)
 		sasl_client_element(s, n);
+	if (s->up_lazy && session_connect_lazy(s) == -1)
+		return 1;
 	s->stanzas_in++;
 	b = session_buf();
 	serialize_stanza(b, n, NULL);
@@ -971,8 +876,6 @@ session_shutdown(struct session_ctx *ctx, enum xml_cond cond, const char *text)
 	}
 	while (ctx->head != NULL)
 		session_free(ctx->head);
-	if (ctx->ev_flush != NULL)
-		event_free(ctx->ev_flush);
-	ctx->ev_flush = NULL;
-	buf_free(&session_out);
+	output_shutdown(ctx);
+	prefeat_clear(ctx);
 }

@@ -42,6 +42,11 @@ struct session {
 				 up_open:1, up_error:1, bev_owns_fd:1;
 	unsigned		 up_switch:1;	/* <proceed/> came: TLS next */
 	unsigned		 up_plain:1;	/* ubev is a plain socket */
+	/* The first stream was answered from prefeat: the backend is connected
+	 * at the client's first stanza (up_first holds the client's header),
+	 * and its header and features, already given, are not relayed. */
+	unsigned		 up_lazy:1, up_swallow:1;
+	struct buf		*up_first;
 	unsigned		 dirty:1;	/* on ctx->dirty */
 	struct session		*dnext;		/* ctx->dirty's link */
 	/* Relayed output of this loop turn, written at its end (session_flush). */
@@ -74,6 +79,10 @@ void		 session_to_client(struct session *, const struct buf *);
 void		 session_to_backend(struct session *, const struct buf *);
 /* Writes what session_to_* gathered for S (before any change of its sides). */
 void		 session_flush(struct session *);
+
+/* output.c (where session_buf, session_to_* and session_flush live too) */
+void		 output_free(struct session *);		/* S is being freed */
+void		 output_shutdown(struct session_ctx *);
 void		 session_new_client_parser(struct session *);
 /* 1 while the client may still take the optional STARTTLS of its listener. */
 int		 session_may_starttls(const struct session *);

@@ -156,6 +156,8 @@ upstream_open(void *arg, const struct xml_node *root)
 		return 0;
 	s->up_tls = UPTLS_OFF;		/* a stream over TLS: the handshake is done */
 	s->up_open = 1;
+	if (s->up_swallow)
+		return 0;	/* the client has proxyd's (session_answer_first) */
 	serialize_header(b, root, NULL);
 	session_to_client(s, b);
 	s->client_header = 1;
@@ -167,22 +169,35 @@ static void
 upstream_features(struct session *s, const struct xml_node *n)
 {
 	const struct xml_node	*c;
-	struct buf		*b = session_buf();
+	struct buf		 body, *b;
 
-	buf_adds(b, "<stream:features>");
-	/* TLS ends at proxyd: the offer is proxyd's own, where the listener
-	 * makes it optional. */
-	if (session_may_starttls(s))
-		buf_adds(b, "<starttls xmlns='" NS_TLS "'/>");
+	buf_init(&body);
 	for (c = n->child; c != NULL; c = c->next) {
 		if (c->type != XML_NODE_ELEM)
 			continue;
 		if (c->ns != NULL && strcmp(c->ns, NS_TLS) == 0)
 			continue;
-		serialize_stanza(b, c, NULL);
+		serialize_stanza(&body, c, NULL);
 	}
+	/* Kept for the next client's first stream (session_answer_first). */
+	if (!s->authed)
+		prefeat_put(s->ctx, s->backend, s->domain, n, &body);
+	if (s->up_swallow) {
+		/* The client has them already, from the last time. */
+		s->up_swallow = 0;
+		buf_free(&body);
+		return;
+	}
+	b = session_buf();
+	buf_adds(b, "<stream:features>");
+	/* TLS ends at proxyd: the offer is proxyd's own, where the listener
+	 * makes it optional. */
+	if (session_may_starttls(s))
+		buf_adds(b, "<starttls xmlns='" NS_TLS "'/>");
+	buf_add(b, body.data, body.len);
 	buf_adds(b, "</stream:features>");
 	session_to_client(s, b);
+	buf_free(&body);
 }
 
 /* A bind result names the session's full JID. */
@@ -417,6 +432,12 @@ upstream_drop(struct session *s)
 		free(s->up_hold);
 		s->up_hold = NULL;
 	}
+	if (s->up_first != NULL) {
+		buf_free(s->up_first);
+		free(s->up_first);
+		s->up_first = NULL;
+	}
+	s->up_lazy = s->up_swallow = 0;
 	s->up_header = s->up_open = s->up_error = s->up_switch = s->up_plain = 0;
 	s->up_tls = UPTLS_OFF;
 }
