@@ -16,8 +16,8 @@
 #define CONF_PASSWORD_MAX	1024
 
 static const char *const hamon_keys[] = {
-	"node", "interval", "timeout", "rise", "fall", "state_file", "on_change",
-	"on_change_timeout", "backends", NULL
+	"node", "interval", "timeout", "rise", "fall", "state_file",
+	"holds_max_age", "on_change", "on_change_timeout", "backends", NULL
 };
 static const char *const backend_keys[] = {
 	"name", "address", "domain", "checks", "login", "spoolsync", "max_lag",
@@ -324,6 +324,8 @@ conf_timing(struct cfg_errs *errs, const struct cfg_node *root,
 	cfg_get_int(errs, root, "fall", 0, 1, 1000, &c->fall);
 	cfg_get_duration_ms(errs, root, "on_change_timeout", 0, 10, 3600000,
 	    &c->on_change_timeout_ms);
+	cfg_get_duration_ms(errs, root, "holds_max_age", 0, 0, 86400000,
+	    &c->holds_max_age_ms);
 }
 
 static void
@@ -362,6 +364,7 @@ hamon_conf_load(const char *path, struct cfg_errs *errs)
 	c->rise = 2;
 	c->fall = 2;
 	c->on_change_timeout_ms = 10000;
+	c->holds_max_age_ms = 600000;
 	if ((c->doc = common_conf_load(path, errs)) == NULL)
 		goto fail;
 	root = c->doc->root;

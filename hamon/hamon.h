@@ -34,6 +34,7 @@ struct hamon_conf {
 	int64_t			 timeout_ms;
 	int64_t			 rise, fall;
 	const char		*state_file;	/* NULL: none (admin states not kept) */
+	int64_t			 holds_max_age_ms;	/* 0: view not restored */
 	const char		*on_change;	/* NULL: no hook */
 	int64_t			 on_change_timeout_ms;
 	struct backend_conf	*backends;
@@ -167,6 +168,12 @@ struct view {
 	char			*node;
 	struct view_backend	*backends;
 	size_t			 n;
+	/*
+	 * Read back by restore.c after a restart: view_compute takes only
+	 * which backends were up or holding from it (no state kept for an
+	 * unchecked backend, no since).
+	 */
+	int			 restored;
 };
 const char	*backend_state_name(enum backend_state);
 int		 backend_state_parse(const char *);		/* -1 if unknown */
@@ -198,6 +205,21 @@ int		 admin_load(struct admin *, const char *path, char *err, size_t);
 int		 admin_save(const struct admin *, const char *path, char *err, size_t);
 /* "x.json" -> "x.admin.json", else PATH ".admin"; caller frees. */
 char		*admin_path(const char *state_file);
+
+/*
+ * restore.c: after a restart, the view state_file kept is read back as the
+ * previous view (restored = 1), so that a backend holding its domains still
+ * holds: restarting the monitor must not move domains.
+ *
+ * OUT (empty, restored = 1): the backends of the view in STATE_FILE that C
+ * configures (the others are left out and counted in *UNKNOWN), if it was
+ * written for node C->node and vouched for (written or touched) at most
+ * C->holds_max_age_ms before NOW_MS.  0 read, 1 no file, -1 rejected (ERR
+ * says why; OUT is then empty): nothing is taken from a doubtful file.
+ */
+int		 restore_view(const char *state_file, const struct hamon_conf *c,
+		    uint64_t now_ms, struct view *out, size_t *unknown, char *err,
+		    size_t errlen);
 
 /* check.c: the scheduler: probes every interval, spread, rise/fall per check */
 struct probe_ops {
@@ -247,6 +269,14 @@ void		 publish_view(struct publish *, struct control *,
 size_t		 publish_hooks_running(const struct publish *);
 size_t		 publish_hooks_queued(const struct publish *);
 uint64_t	 publish_state_errors(const struct publish *);
+/* V into state_file now, as publish_view would (after a path change). */
+void		 publish_save_state(struct publish *, const struct view *v);
+/*
+ * state_file's mtime set to now: this hamon still stands by the view in it
+ * (restore.c trusts it only so long).  0 done, 1 nothing to do (no
+ * state_file, or its last write failed: then it must age), -1 error.
+ */
+int		 publish_touch_state(struct publish *, char *err, size_t errlen);
 /* temp in the same directory, fsync, rename, fsync the directory */
 int		 publish_write_file(const char *path, const char *data, size_t len,
 		    char *err, size_t errlen);

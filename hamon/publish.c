@@ -2,6 +2,7 @@
  * publish.c: the moment the view changes it goes out: to every watcher on the
  * control socket first, then atomically into state_file, then to the
  * on_change hooks, children run per backend in order, never blocking the loop.
+ * state_file is touched while hamon stands by it (restore.c reads its age).
  */
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -245,6 +246,33 @@ publish_state(struct publish *p, const char *json)
 		p->state_failing = 0;
 	}
 	buf_free(&b);
+}
+
+void
+publish_save_state(struct publish *p, const struct view *v)
+{
+	struct json	j;
+
+	json_init(&j);
+	view_json(v, &j);
+	publish_state(p, json_text(&j));
+	json_free(&j);
+}
+
+int
+publish_touch_state(struct publish *p, char *err, size_t errlen)
+{
+	if (p->state_file == NULL || p->state_failing)
+		return 1;
+	if (utimensat(AT_FDCWD, p->state_file, NULL, 0) == 0)
+		return 0;
+	/* None yet: no view went out (no backends), nothing to stand by. */
+	if (errno == ENOENT)
+		return 1;
+	p->state_errors++;
+	snprintf(err, errlen, "cannot touch %s: %s", p->state_file,
+	    strerror(errno));
+	return -1;
 }
 
 /* The hooks. */

@@ -1,7 +1,8 @@
 /*
  * server.c: the running hamon: wires the scheduler's verdicts through the pure
  * view to publish.c, and serves view, watch, drain, maint and ready on the
- * control socket, the view on /status and the checks on /metrics.
+ * control socket, the view on /status and the checks on /metrics.  After a
+ * restart the view in state_file is the previous one: a restart moves nothing.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,9 @@
 
 #define SERVER_WARMUP_SLACK_MS	1000	/* past interval + timeout */
 #define SERVER_STATE_MAX	(8 * 1024 * 1024)
+/* state_file is touched this often (at most), so its age says how long ago
+ * a hamon last stood by it, not when a state last changed. */
+#define SERVER_TOUCH_MS		60000
 
 const struct probe_ops probe_ops_real = {
 	{ check_xmpp_start, check_login_start, check_spoolsync_start,
@@ -32,6 +36,11 @@ struct hamon {
 	struct view		 view;		/* the last one published */
 	int			 published;	/* the first view went out */
 	struct event		*ev_warmup;
+	/* Until the first view goes out: state_file's, read back at start. */
+	struct view		 restored;
+	char			*state_file;	/* NULL: none */
+	struct event		*ev_touch;	/* keeps state_file's mtime recent */
+	int			 touch_failing;	/* log once per failure streak */
 	char			 node[HAMON_NAME_MAX + 1];
 	int64_t			 interval_ms, timeout_ms, rise, fall;
 	struct observation	*obs;
@@ -59,7 +68,38 @@ server_compute(struct hamon *h, struct view *out)
 	check_sched_observe(h->sched, h->obs);
 	for (i = 0; i < n; i++)
 		h->adm[i] = admin_get(h->admin, h->obs[i].name);
-	view_compute(h->obs, h->adm, n, &h->view, h->node, now_real_ms(), out);
+	view_compute(h->obs, h->adm, n, h->restored.restored ? &h->restored :
+	    &h->view, h->node, now_real_ms(), out);
+}
+
+static void
+server_touch(struct hamon *h)
+{
+	char	err[512];
+	int	r;
+
+	if (!h->published || h->restored.restored)
+		return;
+	if ((r = publish_touch_state(h->pub, err, sizeof(err))) == -1) {
+		if (!h->touch_failing++)
+			log_warnx("state_file: %s (after a restart now, holds may "
+			    "be forgotten)", err);
+	} else if (r == 0 && h->touch_failing) {
+		log_info("state_file: %s touched again", h->state_file);
+		h->touch_failing = 0;
+	}
+}
+
+/* Said once, when the first view is out: what the restart did not move. */
+static void
+server_log_restored(const struct hamon *h, const struct view *v)
+{
+	size_t	i;
+
+	for (i = 0; i < v->n; i++)
+		if (v->backends[i].holds)
+			log_info("%s: still holds its domains after the restart "
+			    "(from %s)", v->backends[i].name, h->state_file);
 }
 
 static void
@@ -124,8 +164,18 @@ server_update(struct hamon *h)
 		daemon_status("generation %llu, %zu of %zu backends eligible",
 		    (unsigned long long)new.generation, view_eligible(&new), new.n);
 	}
+	if (h->restored.restored) {
+		server_log_restored(h, &new);
+		view_free(&h->restored);
+	}
 	view_free(&h->view);
 	h->view = new;
+}
+
+static void
+server_touch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	server_touch(arg);
 }
 
 static void
@@ -244,8 +294,8 @@ server_admin_file(struct hamon *h, const struct hamon_conf *c, char *err,
 
 	if (c->state_file == NULL) {
 		if (h->admin_file != NULL || !h->published)
-			log_warnx("no state_file: drain and maint are not kept "
-			    "across restarts");
+			log_warnx("no state_file: drain, maint and holds are not "
+			    "kept across restarts");
 		free(h->admin_file);
 		h->admin_file = NULL;
 		return 0;
@@ -265,6 +315,65 @@ server_admin_file(struct hamon *h, const struct hamon_conf *c, char *err,
 	return 0;
 }
 
+/* A new state_file gets the view at once; the touch follows the age limit. */
+static void
+server_state_file(struct hamon *h, const struct hamon_conf *c)
+{
+	struct timeval	tv;
+	int64_t		ms = c->holds_max_age_ms / 4;
+	int		moved;
+
+	moved = c->state_file != NULL && (h->state_file == NULL ||
+	    strcmp(c->state_file, h->state_file) != 0);
+	free(h->state_file);
+	h->state_file = c->state_file != NULL ? xstrdup(c->state_file) : NULL;
+	if (moved && h->published && !h->restored.restored)
+		publish_save_state(h->pub, &h->view);
+	evtimer_del(h->ev_touch);
+	if (h->state_file == NULL || c->holds_max_age_ms == 0)
+		return;
+	ms = ms < 1000 ? 1000 : ms > SERVER_TOUCH_MS ? SERVER_TOUCH_MS : ms;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(h->ev_touch, &tv);
+}
+
+/* Read once at start; a doubtful file is ignored, never fatal. */
+static void
+server_restore(struct hamon *h, const struct hamon_conf *c)
+{
+	struct buf	 b;
+	char		 err[512];
+	size_t		 unknown, i;
+	int		 r;
+
+	if (c->state_file == NULL || c->holds_max_age_ms == 0)
+		return;
+	r = restore_view(c->state_file, c, now_real_ms(), &h->restored, &unknown,
+	    err, sizeof(err));
+	if (r != 0) {
+		if (r == -1)
+			log_warnx("state_file: %s: ignored, holds start from this "
+			    "hamon's own checks", err);
+		view_free(&h->restored);
+		return;
+	}
+	h->restored.generation = h->view.generation;
+	buf_init(&b);
+	for (i = 0; i < h->restored.n; i++)
+		if (h->restored.backends[i].holds ||
+		    h->restored.backends[i].state == BACKEND_UP)
+			buf_printf(&b, " %s=%s", h->restored.backends[i].name,
+			    h->restored.backends[i].holds ? "holds" : "up");
+	log_info("state_file: previous view read back from %s:%s", c->state_file,
+	    b.len > 0 ? b.data : " nothing up or holding");
+	buf_free(&b);
+	if (unknown > 0)
+		log_warnx("state_file: %s names %zu backend%s not in the "
+		    "configuration: left out", c->state_file, unknown,
+		    unknown == 1 ? "" : "s");
+}
+
 static void
 server_apply(struct hamon *h, const struct hamon_conf *c)
 {
@@ -275,6 +384,7 @@ server_apply(struct hamon *h, const struct hamon_conf *c)
 	h->fall = c->fall;
 	publish_configure(h->pub, c->state_file, c->on_change,
 	    c->on_change_timeout_ms);
+	server_state_file(h, c);
 	check_sched_configure(h->sched, c);
 }
 
@@ -288,8 +398,12 @@ server_free(struct hamon *h)
 	admin_free(h->admin);
 	if (h->ev_warmup != NULL)
 		event_free(h->ev_warmup);
+	if (h->ev_touch != NULL)
+		event_free(h->ev_touch);
 	view_free(&h->view);
+	view_free(&h->restored);
 	free(h->admin_file);
+	free(h->state_file);
 	free(h->obs);
 	free(h->adm);
 	free(h);
@@ -322,9 +436,12 @@ hamon_start(struct daemon *d, void *conf, char *err, size_t errlen)
 	cbs.result = server_result_cb;
 	cbs.arg = h;
 	h->sched = check_sched_new(d->base, &probe_ops_real, &cbs);
-	if ((h->ev_warmup = evtimer_new(d->base, server_warmup_cb, h)) == NULL)
+	if ((h->ev_warmup = evtimer_new(d->base, server_warmup_cb, h)) == NULL ||
+	    (h->ev_touch = event_new(d->base, -1, EV_PERSIST, server_touch_cb,
+	    h)) == NULL)
 		fatalx("hamon: evtimer_new failed");
 	server_apply(h, c);
+	server_restore(h, c);
 	warm = c->interval_ms + c->timeout_ms + SERVER_WARMUP_SLACK_MS;
 	tv.tv_sec = warm / 1000;
 	tv.tv_usec = (warm % 1000) * 1000;
@@ -365,6 +482,9 @@ hamon_stop(struct daemon *d)
 {
 	struct hamon	*h = server_get(d);
 
+	/* The age limit counts from this hamon's last word. */
+	if (h != NULL)
+		server_touch(h);
 	d->arg = NULL;
 	server_free(h);
 }

@@ -1,7 +1,8 @@
 /*
  * view.c: the membership view as a pure function of (observations, admin
  * states, the previous view, now): no clock, no I/O, no globals, so that
- * several hamons fed the same inputs compute the same view.
+ * several hamons fed the same inputs compute the same view.  After a restart
+ * the previous view is the one restore.c read back (prev->restored).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -203,15 +204,20 @@ view_compute(const struct observation *obs, const enum admin_state *admin,
 		b = &out->backends[i];
 		b->eligible = b->state == BACKEND_UP;
 		pb = view_find_hint(prev, b->name, i);
-		/* Checks restarted by a reload: no blip until their first verdict. */
-		if (!obs[i].checked && pb != NULL && pb->admin == b->admin) {
+		/*
+		 * Checks restarted by a reload: no blip until their first
+		 * verdict.  Never from a restored view: after a restart nothing
+		 * is taken on trust but what was held.
+		 */
+		if (!obs[i].checked && pb != NULL && pb->admin == b->admin &&
+		    !prev->restored) {
 			b->state = pb->state;
 			b->eligible = pb->eligible;
 		}
 		b->holds = b->state == BACKEND_UNSYNCED && pb != NULL &&
 		    (pb->state == BACKEND_UP || pb->holds);
-		b->since_ms = pb != NULL && pb->state == b->state ? pb->since_ms :
-		    now_ms;
+		b->since_ms = pb != NULL && pb->state == b->state &&
+		    !prev->restored ? pb->since_ms : now_ms;
 	}
 	out->generation = prev != NULL ? prev->generation : 0;
 	if (view_differs(prev, out))
@@ -225,6 +231,7 @@ view_copy(struct view *dst, const struct view *src)
 
 	memset(dst, 0, sizeof(*dst));
 	dst->generation = src->generation;
+	dst->restored = src->restored;
 	dst->node = xstrdup(src->node != NULL ? src->node : "");
 	dst->n = src->n;
 	dst->backends = xcalloc(src->n + 1, sizeof(*dst->backends));

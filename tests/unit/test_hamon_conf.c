@@ -98,6 +98,7 @@ static const char full[] =
 	"control: /tmp/hamon-test.sock\n"
 	"http: off\n"
 	"state_file: /var/lib/jabber-ha/hamon.view.json\n"
+	"holds_max_age: 90s\n"
 	"on_change: /etc/jabber-ha/hamon-notify --x\n"
 	"on_change_timeout: 3s\n"
 	"backends:\n"
@@ -131,6 +132,7 @@ test_the_full_example_is_read_into_every_field(void **unused)
 	assert_int_equal(c->fall, 2);
 	assert_false(c->common.has_http);
 	assert_string_equal(c->state_file, "/var/lib/jabber-ha/hamon.view.json");
+	assert_int_equal(c->holds_max_age_ms, 90000);
 	assert_string_equal(c->on_change, "/etc/jabber-ha/hamon-notify --x");
 	assert_int_equal(c->on_change_timeout_ms, 3000);
 	assert_int_equal(c->nbackends, 2);
@@ -171,6 +173,7 @@ test_defaults_of_a_config_with_no_backends(void **unused)
 	assert_int_equal(c->rise, 2);
 	assert_int_equal(c->fall, 2);
 	assert_null(c->state_file);
+	assert_int_equal(c->holds_max_age_ms, 600000);	/* 10 minutes */
 	assert_null(c->on_change);
 	assert_int_equal(c->nbackends, 0);
 	assert_true(hamon_name_valid(c->node));	/* the short host name */
@@ -257,8 +260,22 @@ test_top_level_mistakes_are_refused_where_they_are(void **unused)
 	expect_error("state_file: relative/view.json\n", 1, 13, "state_file",
 	    "absolute");
 	expect_error("on_change: \"\"\n", 1, 12, "on_change", "empty");
+	expect_error("holds_max_age: 2d\n", 1, 16, "holds_max_age", "");
+	expect_error("holds_max_age: -1s\n", 1, 16, "holds_max_age", "");
 	expect_error("backend:\n  - name: a\n", 1, 1, "backend", "backends");
 	expect_error("backends: {a: 1}\n", 1, 11, "backends", "");
+}
+
+/* 0: a restarted hamon never takes holds from the file. */
+static void
+test_holds_max_age_zero_turns_restoring_off(void **unused)
+{
+	struct cfg_errs		 errs = { NULL, 0 };
+	struct hamon_conf	*c = load("holds_max_age: 0s\n", &errs);
+
+	assert_non_null(c);
+	assert_int_equal(c->holds_max_age_ms, 0);
+	hamon_conf_free(c);
 }
 
 static void
@@ -313,6 +330,7 @@ main(void)
 		cmocka_unit_test(test_password_file_must_not_be_open_to_others),
 		cmocka_unit_test(test_each_backend_mistake_is_refused_where_it_is),
 		cmocka_unit_test(test_top_level_mistakes_are_refused_where_they_are),
+		cmocka_unit_test(test_holds_max_age_zero_turns_restoring_off),
 		cmocka_unit_test(test_all_errors_are_reported_at_once),
 		cmocka_unit_test(test_a_changed_password_makes_a_different_backend),
 		cmocka_unit_test(test_check_kind_names_round_trip),

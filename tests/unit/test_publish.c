@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -173,6 +174,99 @@ test_a_state_file_that_cannot_be_written_is_counted_not_fatal(void **unused)
 	publish_view(pub, NULL, &v0, &v1);
 	assert_int_equal(publish_state_errors(pub), 2);
 	view_free(&v1);
+}
+
+static uint64_t
+mtime_ms(const char *path)
+{
+	struct stat	st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+static void
+set_old_mtime(const char *path)
+{
+	struct timespec	ts[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* restore.c trusts state_file by its age: touching renews it, content kept. */
+static void
+test_touching_state_file_renews_its_age_and_keeps_its_content(void **unused)
+{
+	static const char *const names[] = { "a" };
+	enum backend_state	 s[] = { BACKEND_UP };
+	struct view		 v0, v1;
+	char			*before, *after, err[256];
+
+	memset(&v0, 0, sizeof(v0));
+	make_view(&v1, 1, 1, names, s);
+	assert_int_equal(publish_touch_state(pub, err, sizeof(err)), 1);
+	publish_configure(pub, state_path, NULL, 1000);
+	assert_int_equal(publish_touch_state(pub, err, sizeof(err)), 1); /* none yet */
+	publish_view(pub, NULL, &v0, &v1);
+	before = slurp(state_path);
+	set_old_mtime(state_path);
+	assert_int_equal(publish_touch_state(pub, err, sizeof(err)), 0);
+	assert_true(mtime_ms(state_path) + 60000 > now_real_ms());
+	after = slurp(state_path);
+	assert_string_equal(before, after);
+	assert_int_equal(publish_state_errors(pub), 0);
+	free(before);
+	free(after);
+	view_free(&v1);
+}
+
+/* After a failed write the file on disk is stale: it must be left to age. */
+static void
+test_a_state_file_whose_write_failed_is_never_touched(void **unused)
+{
+	static const char *const names[] = { "a" };
+	enum backend_state	 s[] = { BACKEND_UP };
+	struct view		 v0, v1;
+	char			 err[256], sub[256];
+
+	memset(&v0, 0, sizeof(v0));
+	make_view(&v1, 1, 1, names, s);
+	/* A directory where the file should be: rename fails, even as root. */
+	snprintf(sub, sizeof(sub), "%s/view.json", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	set_old_mtime(sub);
+	publish_configure(pub, sub, NULL, 1000);
+	publish_view(pub, NULL, &v0, &v1);
+	assert_int_equal(publish_state_errors(pub), 1);
+	assert_int_equal(publish_touch_state(pub, err, sizeof(err)), 1);
+	assert_int_equal(mtime_ms(sub), 1000000000000ull);
+	rmdir(sub);
+	view_free(&v1);
+}
+
+/* publish_save_state writes what publish_view would, without hooks. */
+static void
+test_save_state_writes_the_view_as_publish_would(void **unused)
+{
+	static const char *const names[] = { "a", "b" };
+	enum backend_state	 s[] = { BACKEND_UNSYNCED, BACKEND_UP };
+	struct view		 v;
+	struct jval		*root;
+	char			*text, err[128];
+
+	make_view(&v, 7, 2, names, s);
+	publish_configure(pub, state_path, "echo never >> /nonexistent/x", 1000);
+	publish_save_state(pub, &v);
+	assert_int_equal(publish_hooks_queued(pub) + publish_hooks_running(pub), 0);
+	text = slurp(state_path);
+	root = json_parse(text, strlen(text), err, sizeof(err));
+	assert_non_null(root);
+	assert_int_equal((int)jval_num(root, "generation", 0), 7);
+	assert_string_equal(jval_str(jval_get(root, "backends")->items[0], "state"),
+	    "unsynced");
+	jval_free(root);
+	free(text);
+	view_free(&v);
 }
 
 static int	 watched;
@@ -347,6 +441,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_state_file_holds_the_whole_view_after_each_change,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_state_file_that_cannot_be_written_is_counted_not_fatal,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_touching_state_file_renews_its_age_and_keeps_its_content,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_state_file_whose_write_failed_is_never_touched,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_state_writes_the_view_as_publish_would,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watchers_on_the_control_socket_get_each_new_view,
 		    setup, teardown),
