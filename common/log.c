@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,8 @@
 #include "common.h"
 
 static const char	*log_prog = "jabber-ha";
-static int		 log_level = LOG_LVL_INFO;
+/* A reload sets it while proxyd's workers log: relaxed atomics suffice. */
+static atomic_int	 log_level = LOG_LVL_INFO;
 static int		 log_plain;	/* journald: no timestamp, syslog prefixes */
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
@@ -23,20 +25,20 @@ void
 log_init(const char *progname, int level)
 {
 	log_prog = progname;
-	log_level = level;
+	atomic_store_explicit(&log_level, level, memory_order_relaxed);
 	log_plain = getenv("JOURNAL_STREAM") != NULL;
 }
 
 void
 log_set_level(int level)
 {
-	log_level = level;
+	atomic_store_explicit(&log_level, level, memory_order_relaxed);
 }
 
 int
 log_get_level(void)
 {
-	return log_level;
+	return atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
 int
@@ -69,7 +71,7 @@ log_vemit(int level, const char *fmt, va_list ap, const char *suffix)
 	struct tm	 tm;
 	int		 n, m;
 
-	if (level > log_level)
+	if (level > atomic_load_explicit(&log_level, memory_order_relaxed))
 		return;
 	if (log_plain)
 		n = snprintf(line, sizeof(line), "<%d>%s: ", prio[level],

@@ -16,11 +16,15 @@
 #define CONF_MAX_SIZE		(1024ULL * 1024 * 1024)
 #define CONF_MAX_TIMEOUT_MS	(24LL * 3600 * 1000)
 #define CONF_MAX_SPREAD_MS	(3600LL * 1000)
+#define CONF_MAX_WORKERS	64
+#define CONF_AUTO_WORKERS	16
+
+static int64_t	conf_default_workers(void);
 #define CONF_MOVE_SPREAD_MS	5000
 
 static const char *const proxyd_keys[] = {
 	"listen", "hamon", "tls", "require_tls", "limits", "domains",
-	"move_spread", "backend_tls", "backends", NULL
+	"move_spread", "backend_tls", "backends", "workers", NULL
 };
 static const char *const listen_keys[] = { "address", "tls", NULL };
 static const char *const tls_keys[] = { "cert", "key", NULL };
@@ -349,6 +353,9 @@ proxyd_conf_load(const char *path, struct cfg_errs *errs)
 	common_conf_parse(errs, root, &c->common);
 	cfg_get_str(errs, root, "hamon", 0, &c->hamon);
 	cfg_get_bool(errs, root, "require_tls", 0, &c->require_tls);
+	cfg_get_int(errs, root, "workers", 0, 0, CONF_MAX_WORKERS, &c->workers);
+	if (c->workers == 0)
+		c->workers = conf_default_workers();
 	conf_tls(errs, root, &c->tls);
 	conf_limits(errs, root, &c->limits);
 	cfg_get_duration_ms(errs, root, "move_spread", 0, 0, CONF_MAX_SPREAD_MS,
@@ -365,6 +372,15 @@ proxyd_conf_load(const char *path, struct cfg_errs *errs)
 fail:
 	proxyd_conf_free(c);
 	return NULL;
+}
+
+/* workers: 0 (the default): one per CPU, at most CONF_AUTO_WORKERS. */
+static int64_t
+conf_default_workers(void)
+{
+	long	n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > CONF_AUTO_WORKERS ? CONF_AUTO_WORKERS : n;
 }
 
 void

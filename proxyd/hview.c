@@ -275,6 +275,25 @@ pview_free(struct pview *v)
 	memset(v, 0, sizeof(*v));
 }
 
+void
+pview_copy(struct pview *dst, const struct pview *src)
+{
+	size_t	i;
+
+	memset(dst, 0, sizeof(*dst));
+	dst->generation = src->generation;
+	dst->node = src->node != NULL ? xstrdup(src->node) : NULL;
+	dst->n = src->n;
+	if (src->n == 0)
+		return;
+	dst->b = xcalloc(src->n, sizeof(*dst->b));
+	for (i = 0; i < src->n; i++) {
+		dst->b[i] = src->b[i];
+		dst->b[i].name = xstrdup(src->b[i].name);
+		dst->b[i].state = xstrdup(src->b[i].state);
+	}
+}
+
 const struct pbackend *
 pview_find(const struct pview *v, const char *name)
 {

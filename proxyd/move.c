@@ -78,13 +78,15 @@ move_at(struct session *s, uint64_t now, uint64_t delay)
 /*
  * The K sessions of one domain end evenly over its window: the first at
  * once, the last at (K-1)/K of it, so the new backend sees K/window logins
- * a second instead of K at once.
+ * a second instead of K at once.  Each worker schedules its own sessions,
+ * in its own slots of a grid NW times finer: worker W takes slots W, W+NW,
+ * ..., so the workers' ends interleave instead of coinciding.
  */
 static void
 move_schedule(struct session_ctx *ctx, struct session **v, size_t n)
 {
 	uint64_t	now = now_mono_ms(), spread;
-	size_t		i, j, end;
+	size_t		i, j, end, nw = ctx->nw > 0 ? ctx->nw : 1;
 
 	qsort(v, n, sizeof(*v), move_cmp_domain);
 	for (i = 0; i < n; i = end) {
@@ -94,7 +96,7 @@ move_schedule(struct session_ctx *ctx, struct session **v, size_t n)
 			;
 		for (j = i; j < end; j++)
 			move_at(v[j], now, placement_spread_delay(spread,
-			    j - i, end - i));
+			    (j - i) * nw + ctx->wid, (end - i) * nw));
 	}
 }
 
@@ -141,10 +143,16 @@ move_view_changed(struct session_ctx *ctx, const struct pview *cur)
 	if (nlater > 0)
 		move_schedule(ctx, later, nlater);
 	free(later);
-	if (now + nlater > 0)
-		log_info("view generation %llu: %zu session%s moved at once, %zu "
-		    "spread over move_spread", (unsigned long long)cur->generation,
-		    now, now == 1 ? "" : "s", nlater);
+	if (now + nlater > 0) {
+		char	who[32] = "";
+
+		if (ctx->nw > 1)
+			snprintf(who, sizeof(who), "worker %u: ", ctx->wid);
+		log_info("view generation %llu: %s%zu session%s moved at once, "
+		    "%zu spread over move_spread",
+		    (unsigned long long)cur->generation, who, now,
+		    now == 1 ? "" : "s", nlater);
+	}
 }
 
 const struct pbackend *

@@ -14,8 +14,8 @@
 #include "proxyd.h"
 #include "session_int.h"
 
-/* The serialiser's scratch: one per process, the loop is single-threaded. */
-static struct buf	 session_out;
+/* The serialiser's scratch: one per thread, a worker's loop is its own. */
+static _Thread_local struct buf session_out;
 
 static void	session_flush_cb(evutil_socket_t, short, void *);
 

@@ -3,6 +3,8 @@
  * last sent them for a domain, so that proxyd can answer a client's first
  * stream itself and connect to the backend only once the client says
  * something: an idle unauthenticated client holds no backend session.
+ * One cache for all workers (struct proxyd_shared), under its own mutex:
+ * it is read once per client stream header.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +44,21 @@ prefeat_free_one(struct prefeat *p)
 	free(p);
 }
 
-const struct buf *
-prefeat_get(const struct session_ctx *ctx, const char *backend, const char *domain)
+/* 0: OUT holds the features BACKEND last offered for DOMAIN. */
+int
+prefeat_get(const struct session_ctx *ctx, const char *backend,
+    const char *domain, struct buf *out)
 {
-	struct prefeat	*p = prefeat_find(ctx->prefeat, backend, domain);
+	struct proxyd_shared	*sh = ctx->shared;
+	struct prefeat		*p;
 
-	return p != NULL ? &p->body : NULL;
+	pthread_mutex_lock(&sh->pmu);
+	if ((p = prefeat_find(sh->prefeat, backend, domain)) != NULL) {
+		buf_reset(out);
+		buf_add(out, p->body.data, p->body.len);
+	}
+	pthread_mutex_unlock(&sh->pmu);
+	return p != NULL ? 0 : -1;
 }
 
 /*
@@ -66,47 +77,13 @@ prefeat_usable(const struct xml_node *features)
 	return 1;
 }
 
-void
-prefeat_put(struct session_ctx *ctx, const char *backend, const char *domain,
-    const struct xml_node *features, const struct buf *body)
-{
-	struct prefeat	*p, **pp;
-	size_t		 n = 0;
-
-	if ((p = prefeat_find(ctx->prefeat, backend, domain)) != NULL) {
-		if (!prefeat_usable(features)) {
-			prefeat_forget(ctx, backend, domain);
-			return;
-		}
-		buf_reset(&p->body);
-		buf_add(&p->body, body->data, body->len);
-		return;
-	}
-	if (!prefeat_usable(features))
-		return;
-	p = xcalloc(1, sizeof(*p));
-	p->backend = xstrdup(backend);
-	p->domain = xstrdup(domain);
-	buf_init(&p->body);
-	buf_add(&p->body, body->data, body->len);
-	p->next = ctx->prefeat;
-	ctx->prefeat = p;
-	/* The list is newest first: past the bound, its tail goes. */
-	for (pp = &ctx->prefeat; *pp != NULL && ++n <= PREFEAT_MAX;
-	    pp = &(*pp)->next)
-		;
-	while ((p = *pp) != NULL) {
-		*pp = p->next;
-		prefeat_free_one(p);
-	}
-}
-
-void
-prefeat_forget(struct session_ctx *ctx, const char *backend, const char *domain)
+static void
+prefeat_forget_locked(struct proxyd_shared *sh, const char *backend,
+    const char *domain)
 {
 	struct prefeat	*p, **pp;
 
-	for (pp = &ctx->prefeat; (p = *pp) != NULL; pp = &p->next)
+	for (pp = &sh->prefeat; (p = *pp) != NULL; pp = &p->next)
 		if (strcmp(p->backend, backend) == 0 &&
 		    strcasecmp(p->domain, domain) == 0) {
 			*pp = p->next;
@@ -115,24 +92,69 @@ prefeat_forget(struct session_ctx *ctx, const char *backend, const char *domain)
 		}
 }
 
+void
+prefeat_put(struct session_ctx *ctx, const char *backend, const char *domain,
+    const struct xml_node *features, const struct buf *body)
+{
+	struct proxyd_shared	*sh = ctx->shared;
+	struct prefeat		*p, **pp;
+	size_t			 n = 0;
+
+	pthread_mutex_lock(&sh->pmu);
+	if (!prefeat_usable(features))
+		prefeat_forget_locked(sh, backend, domain);
+	else if ((p = prefeat_find(sh->prefeat, backend, domain)) != NULL) {
+		buf_reset(&p->body);
+		buf_add(&p->body, body->data, body->len);
+	} else {
+		p = xcalloc(1, sizeof(*p));
+		p->backend = xstrdup(backend);
+		p->domain = xstrdup(domain);
+		buf_init(&p->body);
+		buf_add(&p->body, body->data, body->len);
+		p->next = sh->prefeat;
+		sh->prefeat = p;
+		/* The list is newest first: past the bound, its tail goes. */
+		for (pp = &sh->prefeat; *pp != NULL && ++n <= PREFEAT_MAX;
+		    pp = &(*pp)->next)
+			;
+		while ((p = *pp) != NULL) {
+			*pp = p->next;
+			prefeat_free_one(p);
+		}
+	}
+	pthread_mutex_unlock(&sh->pmu);
+}
+
+void
+prefeat_forget(struct session_ctx *ctx, const char *backend, const char *domain)
+{
+	pthread_mutex_lock(&ctx->shared->pmu);
+	prefeat_forget_locked(ctx->shared, backend, domain);
+	pthread_mutex_unlock(&ctx->shared->pmu);
+}
+
 size_t
 prefeat_count(const struct session_ctx *ctx)
 {
 	const struct prefeat	*p;
 	size_t			 n = 0;
 
-	for (p = ctx->prefeat; p != NULL; p = p->next)
+	pthread_mutex_lock(&ctx->shared->pmu);
+	for (p = ctx->shared->prefeat; p != NULL; p = p->next)
 		n++;
+	pthread_mutex_unlock(&ctx->shared->pmu);
 	return n;
 }
 
+/* At the end (proxyd_shared_free): no worker runs any more. */
 void
-prefeat_clear(struct session_ctx *ctx)
+prefeat_clear(struct proxyd_shared *sh)
 {
 	struct prefeat	*p;
 
-	while ((p = ctx->prefeat) != NULL) {
-		ctx->prefeat = p->next;
+	while ((p = sh->prefeat) != NULL) {
+		sh->prefeat = p->next;
 		prefeat_free_one(p);
 	}
 }

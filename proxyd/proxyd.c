@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/thread.h>
+
 #include "proxyd.h"
 
 static int	proxyd_cmd_sessions(struct cli *);
@@ -152,5 +154,11 @@ proxyd_print_status(const struct jval *d, void *arg)
 int
 main(int argc, char **argv)
 {
+	/* Before any event base: the workers' mailboxes are woken from the
+	 * main thread (worker.c). */
+	if (evthread_use_pthreads() == -1) {
+		fprintf(stderr, "proxyd: libevent has no thread support\n");
+		return 1;
+	}
 	return daemon_main(&proxyd_def, argc, argv);
 }

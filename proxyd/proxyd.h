@@ -5,6 +5,9 @@
 #ifndef PROXYD_H
 #define PROXYD_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "common.h"
 
 /*
@@ -166,6 +169,7 @@ struct proxyd_conf {
 	const char		*hamon;		/* hamon's control socket */
 	struct tls_conf		 tls;
 	int			 require_tls;
+	int64_t			 workers;	/* event loop threads (resolved) */
 	struct limits_conf	 limits;
 	/* A domain moving off a still-alive backend: its sessions there end
 	 * spread over this long (0: at once), so clients do not all log in
@@ -289,6 +293,7 @@ struct pview {
 int		 pview_parse(const struct jval *, struct pview *out, char *err,
 		    size_t errlen);
 void		 pview_free(struct pview *);
+void		 pview_copy(struct pview *dst, const struct pview *src);
 const struct pbackend *pview_find(const struct pview *, const char *name);
 /* Same generation, node, and backends (name, address, state, eligible, order). */
 int		 pview_equal(const struct pview *, const struct pview *);
@@ -412,19 +417,36 @@ void		 count_map_free(struct count_map *);
 void		 count_add(struct count_map *, const char *key, int delta);
 size_t		 count_get(const struct count_map *, const char *key);
 
+/* What every worker's sessions share (worker.c): the domain counts, so that
+ * max_connections holds across workers, and the session ids. */
+struct proxyd_shared {
+	pthread_mutex_t		 mu;		/* for by_domain */
+	struct count_map	*by_domain;	/* sessions not closing */
+	atomic_uint_fast64_t	 next_id;
+	pthread_mutex_t		 pmu;		/* for prefeat */
+	struct prefeat		*prefeat;	/* see prefeat.c */
+};
+struct proxyd_shared *proxyd_shared_new(void);
+void		 proxyd_shared_free(struct proxyd_shared *);
+
+/* One event loop's sessions: a worker's (worker.c), or the main thread's
+ * control context (no sessions; its view is hview's). */
 struct session_ctx {
 	struct event_base	*base;
 	const struct proxyd_conf *conf;		/* swapped on reload */
 	struct tls_set		*tls;
 	struct tls_client	*up_tls;	/* toward the backends */
-	struct hview		*hv;
+	struct hview		*hv;		/* the main thread's only */
+	const struct pview	*view;		/* the view this loop places by */
 	struct placement_table	*placed;	/* each domain's backend, sticky */
+	struct proxyd_shared	*shared;
+	unsigned		 wid, nw;	/* this worker's index, of nw */
 	struct session		*head;		/* all sessions */
 	size_t			 count;
-	/* Sessions not closing, by domain and by backend: see session_recount. */
-	struct count_map	*by_domain, *by_backend;
+	/* Sessions not closing by backend (see session_recount); by domain
+	 * is shared. */
+	struct count_map	*by_backend;
 	struct count_map	*moving;	/* sessions with a spread end, by domain */
-	struct metrics		*metrics;
 	uint64_t		 accepted, refused, no_backend, tls_failures;
 	uint64_t		 errors[XML_COND_COUNT];	/* stream errors sent */
 	size_t			 trimmed;	/* parser bytes freed since malloc_trim */
@@ -437,13 +459,14 @@ struct session_ctx {
 	struct session		*dirty;
 	struct event		*ev_flush;
 	int			 flush_armed;
-	struct prefeat		*prefeat;	/* see prefeat.c */
 };
+/* TLS: the listener's enum listen_tls. */
 void		 session_accept(struct session_ctx *, int fd, const struct sockaddr *,
-		    socklen_t, const struct listen_conf *);
+		    socklen_t, int tls);
 void		 session_sweep(struct session_ctx *);	/* timeouts, trims: 1/s */
 size_t		 session_count_domain(const struct session_ctx *, const char *domain);
 size_t		 session_count_backend(const struct session_ctx *, const char *backend);
+/* Each session (of DOMAIN, NULL: all) as a JSON object, into an array. */
 void		 session_list_json(const struct session_ctx *, struct json *,
 		    const char *domain);
 int		 session_kick(struct session_ctx *, const char *jid);	/* sessions ended */
@@ -451,8 +474,8 @@ int		 session_kick(struct session_ctx *, const char *jid);	/* sessions ended */
 void		 session_shutdown(struct session_ctx *, enum xml_cond, const char *text);
 
 /* prefeat.c: backends' features before authentication, by backend and domain */
-const struct buf *prefeat_get(const struct session_ctx *, const char *backend,
-		    const char *domain);
+int		 prefeat_get(const struct session_ctx *, const char *backend,
+		    const char *domain, struct buf *out);
 /* FEATURES as parsed, BODY its children as relayed (less <starttls/>). */
 void		 prefeat_put(struct session_ctx *, const char *backend,
 		    const char *domain, const struct xml_node *features,
@@ -460,7 +483,47 @@ void		 prefeat_put(struct session_ctx *, const char *backend,
 void		 prefeat_forget(struct session_ctx *, const char *backend,
 		    const char *domain);
 size_t		 prefeat_count(const struct session_ctx *);
-void		 prefeat_clear(struct session_ctx *);
+void		 prefeat_clear(struct proxyd_shared *);
+
+/* worker.c: the event loops that run the sessions */
+struct worker;
+struct worker_init {
+	size_t			 nw;		/* workers in all */
+	const struct proxyd_conf *conf;
+	struct tls_set		*tls;
+	struct tls_client	*up_tls;
+	struct proxyd_shared	*shared;
+};
+struct worker	*worker_new(size_t id, const struct worker_init *, char *err,
+		    size_t errlen);
+void		 worker_free(struct worker *);	/* its sessions told and freed */
+struct session_ctx *worker_ctx(struct worker *);
+/* FN(W, ARG) in W's thread, in order: posted (ARG is FN's to free), or
+ * called (the caller waits for it). */
+void		 worker_post(struct worker *, void (*)(struct worker *, void *),
+		    void *);
+void		 worker_call(struct worker *, void (*)(struct worker *, void *),
+		    void *);
+void		 worker_accept(struct worker *, int fd, const struct sockaddr *,
+		    socklen_t, int tls);
+void		 worker_view(struct worker *, const struct pview *);
+void		 worker_swap(struct worker *, const struct proxyd_conf *,
+		    struct tls_set *, struct tls_client *, int place);
+/* Counters summed over workers; the name lists are the caller's. */
+struct worker_stats {
+	size_t		 count, moves_pending;
+	uint64_t	 accepted, refused, no_backend, tls_failures, moved;
+	uint64_t	 backend_tls_failures, backend_tls_logged;
+	char		 backend_tls_error[400];
+	uint64_t	 errors[XML_COND_COUNT];
+	const char	*const *domains;	/* in: names */
+	size_t		 ndomains;
+	size_t		*dom_moving;		/* out: moves pending per domain */
+	const char	*const *backends;
+	size_t		 nbackends;
+	size_t		*be_sessions;		/* out: sessions per backend */
+};
+void		 worker_stats_add(struct worker *, struct worker_stats *);
 
 /* move.c: sessions following their domain's placement */
 /* After each view (ctx->placed updated first): at once, spread, or stay. */

@@ -97,10 +97,12 @@ session_recount(struct session *s)
 	if (!(dom == NULL && s->cnt_domain == NULL) &&
 	    (dom == NULL || s->cnt_domain == NULL ||
 	    strcasecmp(dom, s->cnt_domain) != 0)) {
-		count_add(s->ctx->by_domain, s->cnt_domain, -1);
+		pthread_mutex_lock(&s->ctx->shared->mu);
+		count_add(s->ctx->shared->by_domain, s->cnt_domain, -1);
 		free(s->cnt_domain);
 		s->cnt_domain = dom != NULL ? xstrdup(dom) : NULL;
-		count_add(s->ctx->by_domain, s->cnt_domain, 1);
+		count_add(s->ctx->shared->by_domain, s->cnt_domain, 1);
+		pthread_mutex_unlock(&s->ctx->shared->mu);
 	}
 	if (!(be == NULL && s->cnt_backend == NULL) &&
 	    (be == NULL || s->cnt_backend == NULL ||
@@ -268,15 +270,16 @@ session_start_tls(struct session *s)
 
 void
 session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
-    socklen_t salen, const struct listen_conf *lc)
+    socklen_t salen, int tls)
 {
 	struct session	*s = xcalloc(1, sizeof(*s));
 	int		 rc;
 
 	s->ctx = ctx;
 	s->fd = fd;
-	s->id = ++ctx->accepted;
-	s->listen_tls = lc->tls;
+	s->id = atomic_fetch_add(&ctx->shared->next_id, 1) + 1;
+	ctx->accepted++;
+	s->listen_tls = tls;
 	s->since_ms = now_real_ms();
 	s->start_mono = s->last_mono = now_mono_ms();
 	net_sockaddr_str(sa, salen, s->addr, sizeof(s->addr));
@@ -285,13 +288,13 @@ session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
 		ctx->head->prev = s;
 	ctx->head = s;
 	ctx->count++;
-	if (lc->tls == LISTEN_TLS_DIRECT)
+	if (tls == LISTEN_TLS_DIRECT)
 		rc = session_start_tls(s);
 	else {
 		s->state = SS_HEADER;
 		session_new_client_parser(s);
 		/* STARTTLS replaces the bufferevent: the first one keeps the fd open. */
-		s->bev_owns_fd = lc->tls == LISTEN_TLS_NONE;
+		s->bev_owns_fd = tls == LISTEN_TLS_NONE;
 		rc = session_set_bev(s, bufferevent_socket_new(ctx->base, fd,
 		    s->bev_owns_fd ? BEV_OPT_CLOSE_ON_FREE : 0));
 	}
@@ -410,6 +413,25 @@ session_client_event_cb(struct bufferevent *bev, short what, void *arg)
 	session_free_cb(-1, 0, s);
 }
 
+/* Counted for D at once if D has room: the check and the count are one
+ * step, so workers admitting at the same time never pass max_connections. */
+static int
+session_admit(struct session *s, const struct domain_conf *d)
+{
+	struct proxyd_shared	*sh = s->ctx->shared;
+	int			 ok;
+
+	pthread_mutex_lock(&sh->mu);
+	ok = d->max_connections <= 0 || count_get(sh->by_domain, d->name) <
+	    (size_t)d->max_connections;
+	if (ok) {
+		count_add(sh->by_domain, d->name, 1);
+		s->cnt_domain = xstrdup(d->name);
+	}
+	pthread_mutex_unlock(&sh->mu);
+	return ok ? 0 : -1;
+}
+
 /* The domain the client asked for: known, and with room. */
 static int
 session_take_domain(struct session *s, const struct xml_node *root)
@@ -424,8 +446,7 @@ session_take_domain(struct session *s, const struct xml_node *root)
 		return -1;
 	}
 	if (s->domain == NULL) {
-		if (d->max_connections > 0 && session_count_domain(s->ctx, d->name) >=
-		    (size_t)d->max_connections) {
+		if (session_admit(s, d) == -1) {
 			snprintf(text, sizeof(text), "too many connections to %s "
 			    "(max_connections %lld)", d->name,
 			    (long long)d->max_connections);
@@ -483,15 +504,16 @@ session_answer_first(struct session *s, const struct xml_node *root)
 {
 	const char		*ver = xmlstream_attr(root, NULL, "version");
 	const struct pbackend	*pb;
-	const struct buf	*f;
-	struct buf		*b;
+	struct buf		 f, *b;
 
 	if (ver == NULL || strcmp(ver, "1.0") != 0)
 		return 0;
-	pb = move_placement(s->ctx, hview_current(s->ctx->hv), s->domain,
-	    s->prefer);
-	if (pb == NULL || (f = prefeat_get(s->ctx, pb->name, s->domain)) == NULL)
+	pb = move_placement(s->ctx, s->ctx->view, s->domain, s->prefer);
+	buf_init(&f);
+	if (pb == NULL || prefeat_get(s->ctx, pb->name, s->domain, &f) == -1) {
+		buf_free(&f);
 		return 0;
+	}
 	if (s->up_first == NULL) {
 		s->up_first = xcalloc(1, sizeof(*s->up_first));
 		buf_init(s->up_first);
@@ -503,9 +525,10 @@ session_answer_first(struct session *s, const struct xml_node *root)
 	buf_adds(b, "<stream:features>");
 	if (session_may_starttls(s))
 		buf_adds(b, "<starttls xmlns='" NS_TLS "'/>");
-	buf_add(b, f->data, f->len);
+	buf_add(b, f.data, f.len);
 	buf_adds(b, "</stream:features>");
 	session_to_client(s, b);
+	buf_free(&f);
 	s->up_lazy = 1;
 	s->state = SS_RELAY;
 	return 1;
@@ -778,7 +801,12 @@ session_sweep(struct session_ctx *ctx)
 size_t
 session_count_domain(const struct session_ctx *ctx, const char *domain)
 {
-	return count_get(ctx->by_domain, domain);
+	size_t	n;
+
+	pthread_mutex_lock(&ctx->shared->mu);
+	n = count_get(ctx->shared->by_domain, domain);
+	pthread_mutex_unlock(&ctx->shared->mu);
+	return n;
 }
 
 size_t
@@ -826,12 +854,10 @@ session_list_json(const struct session_ctx *ctx, struct json *j,
 {
 	const struct session	*s;
 
-	json_arr_begin(j);
 	for (s = ctx->head; s != NULL; s = s->next)
 		if (domain == NULL || (s->domain != NULL &&
 		    strcasecmp(s->domain, domain) == 0))
 			session_json(s, j);
-	json_arr_end(j);
 }
 
 /* A full JID ends that session; a bare one ends all of its resources. */
@@ -877,5 +903,4 @@ session_shutdown(struct session_ctx *ctx, enum xml_cond cond, const char *text)
 	while (ctx->head != NULL)
 		session_free(ctx->head);
 	output_shutdown(ctx);
-	prefeat_clear(ctx);
 }

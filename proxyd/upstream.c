@@ -452,7 +452,7 @@ upstream_connect(struct session *s)
 	char				 err[256], text[300];
 	int				 fd;
 
-	b = move_placement(s->ctx, hview_current(s->ctx->hv), s->domain,
+	b = move_placement(s->ctx, s->ctx->view, s->domain,
 	    s->prefer);
 	if (b == NULL) {
 		snprintf(text, sizeof(text), "no backend is available for %s; "

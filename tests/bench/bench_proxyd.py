@@ -84,7 +84,7 @@ class Proxyd:
 
     binary = None       # a private copy: a rebuild during the run changes nothing
 
-    def __init__(self, be):
+    def __init__(self, be, workers=None):
         self.be = be
         self.dir = harness.make_dir("proxyd-bench")
         self.hamon = harness.Daemon("hamon", hamon_config(
@@ -100,6 +100,7 @@ class Proxyd:
             "log_level": "info",
             "limits": {"stanzas_per_second": 0, "auth_timeout": "1h"},
             "domains": [{"name": DOMAIN, "max_connections": 0}],
+            **({"workers": workers} if workers else {}),
         }, binary=Proxyd.binary)
         self.start()
 
@@ -299,10 +300,9 @@ def print_set(title, sat, lat, loads, sat_clients, window):
 
 def verdicts(sat, lat, mem):
     out = []
-    if "proxyd" in sat and "haproxy 1 thread" in sat:
-        r = sat["proxyd"]["msgs_per_s"] / max(1, sat["haproxy 1 thread"]["msgs_per_s"])
-        out.append(f"throughput proxyd / haproxy TCP with nbthread 1 = {r:.2f} "
-                   "(proxyd runs one event loop)")
+    if "proxyd 1 worker" in sat and "haproxy 1 thread" in sat:
+        r = sat["proxyd 1 worker"]["msgs_per_s"] / max(1, sat["haproxy 1 thread"]["msgs_per_s"])
+        out.append(f"throughput proxyd with 1 worker / haproxy TCP with nbthread 1 = {r:.2f}")
     if "proxyd" in sat and "haproxy" in sat:
         r = sat["proxyd"]["msgs_per_s"] / max(1, sat["haproxy"]["msgs_per_s"])
         out.append(f"throughput proxyd / haproxy TCP = {r:.2f} (goal >= "
@@ -362,13 +362,15 @@ def main():
     shutil.copy2(args.proxyd or harness.build_dir() / "proxyd", Proxyd.binary)
     echo = Echo()
     px = Proxyd(echo)
+    # Both run one event loop per CPU by default; each also with one alone.
+    px1 = Proxyd(echo, workers=1)
     hp = Haproxy(echo, maxconn=args.idle_n + 500)
-    # proxyd runs one event loop; haproxy one thread per CPU by default.
     hp1 = Haproxy(echo, maxconn=4096, nbthread=1)
     try:
         targets = [("direct", echo.port, None), ("haproxy", hp.port, hp.pid),
                    ("haproxy 1 thread", hp1.port, hp1.pid),
-                   ("proxyd", px.ports["none"], px.pid)]
+                   ("proxyd", px.ports["none"], px.pid),
+                   ("proxyd 1 worker", px1.ports["none"], px1.pid)]
         if not args.skip_tls:
             targets.append(("proxyd TLS", px.ports["direct"], px.pid))
         sat, lat = {}, {}
@@ -402,6 +404,7 @@ def main():
             hp.stop()
             hp1.stop()
             px.stop()
+            px1.stop()
             note(f"Prosody: {args.prosody_users} users")
             pro = prosody_backend(args.prosody_users)
             ppx = Proxyd(pro)
@@ -422,7 +425,7 @@ def main():
                 ppx.stop()
                 pro.stop()
     finally:
-        for part in (hp, hp1, px, echo):
+        for part in (hp, hp1, px, px1, echo):
             try:
                 part.stop()
             except Exception:           # noqa: BLE001 (already stopped)

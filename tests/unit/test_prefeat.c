@@ -39,27 +39,29 @@ test_kept_by_backend_and_domain_and_refreshed(void **unused)
 {
 	struct session_ctx	 ctx;
 	struct xml_node		 f, c;
-	struct buf		 b1, b2;
-	const struct buf	*got;
+	struct buf		 b1, b2, got;
 
 	memset(&ctx, 0, sizeof(ctx));
+	ctx.shared = proxyd_shared_new();
+	buf_init(&got);
 	features(&f, &c, "urn:ietf:params:xml:ns:xmpp-sasl");
 	body(&b1, "<mechanisms>PLAIN</mechanisms>");
 	body(&b2, "<mechanisms>SCRAM-SHA-1</mechanisms>");
-	assert_null(prefeat_get(&ctx, "a", "example.com"));
+	assert_int_equal(prefeat_get(&ctx, "a", "example.com", &got), -1);
 	prefeat_put(&ctx, "a", "example.com", &f, &b1);
-	assert_non_null(got = prefeat_get(&ctx, "a", "EXAMPLE.com"));
-	assert_int_equal(got->len, b1.len);
-	assert_memory_equal(got->data, b1.data, b1.len);
-	assert_null(prefeat_get(&ctx, "b", "example.com"));
-	assert_null(prefeat_get(&ctx, "a", "example.org"));
+	assert_int_equal(prefeat_get(&ctx, "a", "EXAMPLE.com", &got), 0);
+	assert_int_equal(got.len, b1.len);
+	assert_memory_equal(got.data, b1.data, b1.len);
+	assert_int_equal(prefeat_get(&ctx, "b", "example.com", &got), -1);
+	assert_int_equal(prefeat_get(&ctx, "a", "example.org", &got), -1);
 	prefeat_put(&ctx, "a", "example.com", &f, &b2);
-	got = prefeat_get(&ctx, "a", "example.com");
-	assert_int_equal(got->len, b2.len);
-	assert_memory_equal(got->data, b2.data, b2.len);
+	assert_int_equal(prefeat_get(&ctx, "a", "example.com", &got), 0);
+	assert_int_equal(got.len, b2.len);
+	assert_memory_equal(got.data, b2.data, b2.len);
 	prefeat_forget(&ctx, "a", "example.com");
-	assert_null(prefeat_get(&ctx, "a", "example.com"));
-	prefeat_clear(&ctx);
+	assert_int_equal(prefeat_get(&ctx, "a", "example.com", &got), -1);
+	proxyd_shared_free(ctx.shared);
+	buf_free(&got);
 	buf_free(&b1);
 	buf_free(&b2);
 }
@@ -69,13 +71,15 @@ test_a_backend_offering_legacy_auth_is_never_cached(void **unused)
 {
 	struct session_ctx	 ctx;
 	struct xml_node		 f, c, legacy;
-	struct buf		 b;
+	struct buf		 b, got;
 
 	memset(&ctx, 0, sizeof(ctx));
+	ctx.shared = proxyd_shared_new();
+	buf_init(&got);
 	features(&f, &c, "urn:ietf:params:xml:ns:xmpp-sasl");
 	body(&b, "<mechanisms/>");
 	prefeat_put(&ctx, "a", "example.com", &f, &b);
-	assert_non_null(prefeat_get(&ctx, "a", "example.com"));
+	assert_int_equal(prefeat_get(&ctx, "a", "example.com", &got), 0);
 	/* It now offers XEP-0078 too: what was cached goes. */
 	memset(&legacy, 0, sizeof(legacy));
 	legacy.type = XML_NODE_ELEM;
@@ -84,10 +88,12 @@ test_a_backend_offering_legacy_auth_is_never_cached(void **unused)
 	c.next = &legacy;
 	f.last = &legacy;
 	prefeat_put(&ctx, "a", "example.com", &f, &b);
-	assert_null(prefeat_get(&ctx, "a", "example.com"));
+	assert_int_equal(prefeat_get(&ctx, "a", "example.com", &got), -1);
 	prefeat_put(&ctx, "b", "example.com", &f, &b);
-	assert_null(prefeat_get(&ctx, "b", "example.com"));
-	assert_null(ctx.prefeat);
+	assert_int_equal(prefeat_get(&ctx, "b", "example.com", &got), -1);
+	assert_int_equal(prefeat_count(&ctx), 0);
+	proxyd_shared_free(ctx.shared);
+	buf_free(&got);
 	buf_free(&b);
 }
 
@@ -97,21 +103,24 @@ test_the_cache_is_bounded_oldest_out(void **unused)
 	struct session_ctx	 ctx;
 	struct xml_node		 f, c;
 	struct buf		 b;
+	struct buf		 got;
 	char			 name[32];
 	int			 i;
 
 	memset(&ctx, 0, sizeof(ctx));
+	ctx.shared = proxyd_shared_new();
+	buf_init(&got);
 	features(&f, &c, "urn:ietf:params:xml:ns:xmpp-sasl");
 	body(&b, "<mechanisms/>");
 	for (i = 0; i < 3000; i++) {
 		snprintf(name, sizeof(name), "d%d.example", i);
 		prefeat_put(&ctx, "a", name, &f, &b);
 	}
-	assert_null(prefeat_get(&ctx, "a", "d0.example"));
-	assert_non_null(prefeat_get(&ctx, "a", "d2999.example"));
+	assert_int_equal(prefeat_get(&ctx, "a", "d0.example", &got), -1);
+	assert_int_equal(prefeat_get(&ctx, "a", "d2999.example", &got), 0);
 	assert_int_equal(prefeat_count(&ctx), 1024);
-	prefeat_clear(&ctx);
-	assert_null(ctx.prefeat);
+	proxyd_shared_free(ctx.shared);
+	buf_free(&got);
 	buf_free(&b);
 }
 

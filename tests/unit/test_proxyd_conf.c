@@ -126,6 +126,7 @@ static const char full[] =
     "  stanza_timeout: 10s\n"
     "  auth_timeout: 30s\n"
     "move_spread: 2500ms\n"
+    "workers: 3\n"
     "domains:\n"
     "  - name: example.com\n"
     "    max_connections: 100\n"
@@ -170,6 +171,7 @@ test_every_key_is_read(void **unused)
 	assert_int_equal(c->limits.stanza_timeout_ms, 10000);
 	assert_int_equal(c->limits.auth_timeout_ms, 30000);
 	assert_int_equal(c->move_spread_ms, 2500);
+	assert_int_equal(c->workers, 3);
 	assert_int_equal(c->ndomains, 2);
 	d = &c->domains[0];
 	assert_string_equal(d->name, "example.com");
@@ -243,6 +245,9 @@ test_defaults(void **unused)
 	assert_null(c->tls.cert);
 	assert_int_equal(c->move_spread_ms, 5000);
 	assert_int_equal(c->domains[0].move_spread_ms, 5000);
+	/* workers 0 (the default): one per CPU, at most 16. */
+	assert_int_equal(c->workers, sysconf(_SC_NPROCESSORS_ONLN) > 16 ? 16 :
+	    sysconf(_SC_NPROCESSORS_ONLN));
 	proxyd_conf_free(c);
 	/* tls defaults to starttls, which then needs a certificate. */
 	expect_error("listen: [{address: 127.0.0.1:5222}]\n"
@@ -326,6 +331,22 @@ test_domain_mistakes(void **unused)
 	expect_error(t, 2, 11, "domains", "");
 	snprintf(t, sizeof(t), "%sdomains: [{name: a.b, preferred: x}]\n", head);
 	expect_error(t, 2, 23, "preferred", "prefer");
+}
+
+static void
+test_workers_mistakes(void **unused)
+{
+	const char	*head = "listen: [{address: 127.0.0.1:5222, tls: none}]\n";
+	char		 t[512];
+
+	snprintf(t, sizeof(t), "%sworkers: -1\n", head);
+	expect_error(t, 2, 10, "workers", "");
+	snprintf(t, sizeof(t), "%sworkers: 65\n", head);
+	expect_error(t, 2, 10, "workers", "");
+	snprintf(t, sizeof(t), "%sworkers: two\n", head);
+	expect_error(t, 2, 10, "workers", "");
+	snprintf(t, sizeof(t), "%sworker: 2\n", head);
+	expect_error(t, 2, 1, "worker", "workers");
 }
 
 static void
@@ -472,6 +493,7 @@ main(void)
 		cmocka_unit_test(test_limit_mistakes),
 		cmocka_unit_test(test_domain_mistakes),
 		cmocka_unit_test(test_move_spread_mistakes),
+		cmocka_unit_test(test_workers_mistakes),
 		cmocka_unit_test(test_backend_tls_global_and_per_backend),
 		cmocka_unit_test(test_backend_tls_mistakes),
 		cmocka_unit_test(test_a_bad_ca_file_is_refused_by_name),
