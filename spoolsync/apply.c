@@ -24,7 +24,7 @@
 #endif
 
 #define APPLY_TMP_TRIES		100
-#define APPLY_NEW_DIR_MODE	0700	/* until the directory's own mode arrives */
+#define APPLY_NEW_DIR_MODE	0700	/* made private, then like its parent */
 #define APPLY_COPY_BUF		(256 * 1024)
 #define APPLY_MAX_DEPTH		(PATH_REL_MAX / 2 + 1)
 
@@ -158,6 +158,103 @@ apply_tmp_create(struct apply_tmp *t, const char *path, const char *leaf,
 	return -1;
 }
 
+/*
+ * A directory made because a file came before its MKDIR takes the owner and
+ * the permission bits of the directory it is made in (PFD): the Jabber
+ * server can use it at once (0700 would lock a server running as another
+ * user out of it until the MKDIR came), and it is never wider than what
+ * already holds it.  The frame of the file carries no attributes of its
+ * directory, so the parent is the best witness; the MKDIR sets the exact
+ * ones.  Bits that would go to a group or owner other than the parent's
+ * are dropped, and an unprivileged owner keeps rwx (it writes in there).
+ * On any failure the directory stays 0700: private, never too wide.
+ */
+static void
+apply_dir_like_parent(int pfd, int fd)
+{
+	struct stat	ps, st;
+	mode_t		mode;
+	uid_t		me = geteuid();
+
+	if (fstat(pfd, &ps) == -1 || fstat(fd, &st) == -1)
+		return;
+	if ((st.st_uid != ps.st_uid || st.st_gid != ps.st_gid) &&
+	    fchown(fd, ps.st_uid, ps.st_gid) == 0 && fstat(fd, &st) == -1)
+		return;
+	mode = ps.st_mode & 03777;	/* set-uid means nothing here */
+	if (st.st_gid != ps.st_gid)
+		mode &= ~(mode_t)02070;	/* not for a group the parent never named */
+	if (st.st_uid != ps.st_uid)
+		mode &= ~(mode_t)0700;
+	if (me != 0 && st.st_uid == me)
+		mode |= 0700;
+	(void)fchmod(fd, mode);
+}
+
+/* One component beneath FD, made (and made durable) if it is missing. */
+static int
+apply_dir_step(int fd, const char *name)
+{
+	int	nfd, tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		nfd = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (nfd != -1 || errno != ENOENT)
+			return nfd;
+		if (mkdirat(fd, name, APPLY_NEW_DIR_MODE) == -1) {
+			if (errno != EEXIST)
+				return -1;
+			continue;	/* made meanwhile: use it as it is */
+		}
+		nfd = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (nfd == -1)
+			return -1;
+		apply_dir_like_parent(fd, nfd);
+		(void)fsync(fd);
+		return nfd;
+	}
+	return -1;
+}
+
+/*
+ * PATH's parent beneath ROOTFD; missing directories are made on the way,
+ * one component at a time, never through a symlink (path.c has refused
+ * PATH already if it is invalid or crosses one that exists).
+ */
+static int
+apply_parent_make(int rootfd, const char *path, const char **leaf, char *err,
+    size_t errlen)
+{
+	char		 name[PATH_NAME_MAX + 1];
+	const char	*p = path, *slash;
+	size_t		 n;
+	int		 fd, nfd, e;
+
+	fd = path_open_parent(rootfd, path, 0, 0, leaf, err, errlen);
+	if (fd != -1 || errno != ENOENT)
+		return fd;
+	if ((fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return apply_err(err, errlen, path, "opening the root", errno);
+	while ((slash = strchr(p, '/')) != NULL) {
+		n = (size_t)(slash - p);
+		if (n > PATH_NAME_MAX)
+			n = PATH_NAME_MAX;	/* path_valid refused it already */
+		memcpy(name, p, n);
+		name[n] = '\0';
+		nfd = apply_dir_step(fd, name);
+		e = errno;
+		close(fd);
+		if (nfd == -1)
+			return apply_err(err, errlen, path, "making its directory", e);
+		fd = nfd;
+		p = slash + 1;
+	}
+	*leaf = p;
+	return fd;
+}
+
 int
 apply_tmp_open(int rootfd, const char *path, int create_dirs, struct apply_tmp *t,
     char *err, size_t errlen)
@@ -166,8 +263,8 @@ apply_tmp_open(int rootfd, const char *path, int create_dirs, struct apply_tmp *
 
 	memset(t, 0, sizeof(*t));
 	t->fd = t->dirfd = -1;
-	t->dirfd = path_open_parent(rootfd, path, create_dirs, APPLY_NEW_DIR_MODE,
-	    &leaf, err, errlen);
+	t->dirfd = create_dirs ? apply_parent_make(rootfd, path, &leaf, err,
+	    errlen) : path_open_parent(rootfd, path, 0, 0, &leaf, err, errlen);
 	if (t->dirfd == -1)
 		return -1;
 	return apply_tmp_create(t, path, leaf, err, errlen);
@@ -197,8 +294,7 @@ apply_parent_open(int rootfd, const char *path, char *err, size_t errlen)
 {
 	const char	*leaf;
 
-	return path_open_parent(rootfd, path, 1, APPLY_NEW_DIR_MODE, &leaf, err,
-	    errlen);
+	return apply_parent_make(rootfd, path, &leaf, err, errlen);
 }
 
 int
@@ -436,8 +532,7 @@ apply_mkdir(int rootfd, const char *path, const struct apply_meta *m, char *err,
 		dm.set |= APPLY_MODE;
 		dm.mode = 0755;
 	}
-	if ((dfd = path_open_parent(rootfd, path, 1, APPLY_NEW_DIR_MODE, &leaf,
-	    err, errlen)) == -1)
+	if ((dfd = apply_parent_make(rootfd, path, &leaf, err, errlen)) == -1)
 		return -1;
 	if (mkdirat(dfd, leaf, APPLY_NEW_DIR_MODE) == -1 && errno != EEXIST) {
 		apply_err(err, errlen, path, "mkdir", errno);
@@ -504,8 +599,7 @@ apply_symlink(int rootfd, const char *path, const char *target,
 		errno = EINVAL;
 		return -1;
 	}
-	if ((dfd = path_open_parent(rootfd, path, 1, APPLY_NEW_DIR_MODE, &leaf,
-	    err, errlen)) == -1)
+	if ((dfd = apply_parent_make(rootfd, path, &leaf, err, errlen)) == -1)
 		return -1;
 	for (tries = 0; tries < APPLY_TMP_TRIES; tries++) {
 		apply_tmp_name(name, sizeof(name));
@@ -650,8 +744,7 @@ apply_rename(int rootfd, const char *from, const char *to, char *err,
 
 	if ((sfd = path_open_parent(rootfd, from, 0, 0, &sleaf, err, errlen)) == -1)
 		return -1;
-	if ((dfd = path_open_parent(rootfd, to, 1, APPLY_NEW_DIR_MODE, &dleaf, err,
-	    errlen)) == -1)
+	if ((dfd = apply_parent_make(rootfd, to, &dleaf, err, errlen)) == -1)
 		goto fail;
 	if (renameat(sfd, sleaf, dfd, dleaf) == -1) {
 		snprintf(err, errlen, "rename %s to %s: %s", from, to,

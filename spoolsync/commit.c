@@ -3,8 +3,10 @@
  * A batch's temp files are written and sealed on one worker; a second
  * worker, in batch order, makes them durable (one syncfs for many files, or
  * fsync for a lone one), renames them, makes the renames durable, and only
- * then does the loop record them and send the acks.  Also the signatures
- * made ahead for big files that landed (the next delta's basis).
+ * then does the loop record them and send the acks.  A conflict's losing
+ * version is kept under conflict_dir here too, never on the loop: theirs
+ * instead of being placed, or ours before theirs replaces it.  Also the
+ * signatures made ahead for big files that landed (the next delta's basis).
  */
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -157,6 +160,129 @@ commit_write_mem(struct commit *c, struct cdirs *d)
 	return 0;
 }
 
+/* Conflicts: the losing version kept, the way every file lands. */
+
+/* CDIR (absolute, outside the root), made if missing, as recv.c did (0700). */
+static int
+commit_conflict_dir(const char *cdir, char *err, size_t errlen)
+{
+	char	*p, *s;
+	int	 fd;
+
+	if (cdir == NULL || cdir[0] != '/') {
+		snprintf(err, errlen, "no conflict_dir");
+		return -1;
+	}
+	p = xstrdup(cdir);
+	for (s = p + 1; ; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		if (s[-1] != '/') {
+			char	c = *s;
+
+			*s = '\0';
+			(void)mkdir(p, 0700);	/* EEXIST, or open says why */
+			*s = c;
+		}
+		if (*s == '\0')
+			break;
+	}
+	free(p);
+	if ((fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		snprintf(err, errlen, "%s: %s", cdir, strerror(errno));
+	return fd;
+}
+
+/*
+ * The bytes of SRCFD kept as CDIR/NODE/PATH.<UTC time>Z: a temp file beside
+ * it, fsync, rename, directory fsync (apply.c), confined beneath CDIR.  On
+ * the committer's thread, so a big loser never holds up the loop; it logs
+ * (log.c writes a line at once).
+ */
+static void
+commit_keep(const char *cdir, int srcfd, const char *node, const char *path)
+{
+	struct apply_tmp	 t;
+	struct timespec		 ts;
+	struct stat		 st;
+	struct tm		 tm;
+	char			 when[32], err[512], *rel = NULL;
+	int			 cfd = -1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y%m%dT%H%M%S", &tm);
+	xasprintf(&rel, "%s/%s.%s.%09ldZ", node[0] ? node : "_", path, when,
+	    ts.tv_nsec);
+	if ((cfd = commit_conflict_dir(cdir, err, sizeof(err))) == -1)
+		goto fail;
+	if (fstat(srcfd, &st) == -1) {
+		snprintf(err, sizeof(err), "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (apply_tmp_open(cfd, rel, 1, &t, err, sizeof(err)) == -1)
+		goto fail;
+	if (apply_tmp_copy(&t, srcfd, (uint64_t)st.st_size, err,
+	    sizeof(err)) == -1) {
+		apply_tmp_abort(&t);
+		goto fail;
+	}
+	if (apply_tmp_commit(&t, NULL, err, sizeof(err)) == -1)
+		goto fail;
+	close(cfd);
+	log_warnx("conflict on %s: %s's version lost; kept as %s/%s", path,
+	    node, cdir, rel);
+	free(rel);
+	return;
+fail:
+	if (cfd != -1)
+		close(cfd);
+	log_warnx("conflict on %s: keeping %s's version failed: %s", path, node,
+	    err);
+	free(rel);
+}
+
+/* Theirs lost (fully received and checked): kept, and the temp file goes. */
+static void
+commit_keep_theirs(struct commit *c, const char *cdir)
+{
+	struct rx	*rx = c->rx;
+	int		 fd;
+
+	/* The temp file is write-only: read it back through its name. */
+	fd = openat(rx->tmp.dirfd, rx->tmp.name, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1)
+		log_warnx("conflict on %s: keeping %s's version failed: %s",
+		    rx->path, rx->text, strerror(errno));
+	else {
+		commit_keep(cdir, fd, rx->text, rx->path);
+		close(fd);
+	}
+	apply_tmp_abort(&rx->tmp);
+}
+
+/*
+ * Theirs won over a version of ours (FILE_BEGIN left its author in
+ * rx->text): ours is kept, durably, before stage two renames theirs over
+ * it.  What lies there now is what the rename would destroy.
+ */
+static void
+commit_keep_ours(struct commit *c, const char *cdir)
+{
+	struct rx	*rx = c->rx;
+	struct stat	 st;
+	int		 fd;
+
+	fd = openat(rx->tmp.dirfd, rx->tmp.leaf, O_RDONLY | O_NOFOLLOW |
+	    O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd == -1)
+		return;		/* gone meanwhile: nothing to lose */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		commit_keep(cdir, fd, rx->text, rx->path);
+	close(fd);
+}
+
 /*
  * Commits run in two stages, each on its own thread: the first writes and
  * seals the temp files of a batch, the second makes them durable and
@@ -164,19 +290,33 @@ commit_write_mem(struct commit *c, struct cdirs *d)
  * is written while this one waits for the journal.
  */
 
-/* Stage one: the temp file holds the content (rc 1), or the commit failed. */
+/*
+ * Stage one: the temp file holds the content (rc 1), or the commit failed.
+ * A conflict's loser is kept here; theirs (rx->conflict) never goes on.
+ */
 static void
-commit_prep(struct commit *c, struct cdirs *d, int seal)
+commit_prep(struct commit *c, struct cdirs *d, int seal, const char *cdir)
 {
+	struct rx	*rx = c->rx;
+
 	c->ran = 1;
 	c->rc = -1;
-	if (c->rx->mem && commit_write_mem(c, d) == -1)
+	if (rx->mem && commit_write_mem(c, d) == -1)
 		return;
-	if (c->rx->kind == WIRE_KIND_APPEND && commit_append(c) == -1) {
-		apply_tmp_abort(&c->rx->tmp);
+	if (rx->kind == WIRE_KIND_APPEND && commit_append(c) == -1) {
+		if (rx->conflict)
+			log_warnx("conflict on %s: %s's version not kept: %s",
+			    rx->path, rx->text, c->err);
+		apply_tmp_abort(&rx->tmp);
 		return;
 	}
-	if (seal && apply_tmp_seal(&c->rx->tmp, &c->m, c->err,
+	if (rx->conflict) {
+		commit_keep_theirs(c, cdir);
+		return;
+	}
+	if (rx->text[0] != '\0')
+		commit_keep_ours(c, cdir);
+	if (seal && apply_tmp_seal(&rx->tmp, &c->m, c->err,
 	    sizeof(c->err)) == -1) {
 		c->e = errno;
 		return;
@@ -245,6 +385,7 @@ struct cbatch {
 	struct commit	**v;
 	size_t		  n;
 	struct cdirs	  dirs;
+	char		 *conflict_dir;	/* the loop's, copied: reload frees it */
 };
 
 static void
@@ -254,7 +395,8 @@ cbatch_prep_run(void *arg)
 
 	b->dirs.fds = pmap_new();
 	for (size_t i = 0; i < b->n; i++)
-		commit_prep(b->v[i], &b->dirs, b->n >= COMMIT_GROUP_MIN);
+		commit_prep(b->v[i], &b->dirs, b->n >= COMMIT_GROUP_MIN,
+		    b->conflict_dir);
 }
 
 static void
@@ -351,7 +493,7 @@ commit_done(struct commit *c, int cancelled)
 	struct spoolsync	*sp = c->sp;
 	struct rx		*rx = c->rx;
 	struct link		*l = c->l;
-	struct applying		*ap = pmap_get(sp->applying, rx->path);
+	struct applying		*ap;
 	int			 recheck = 0;
 
 	if (l != NULL) {
@@ -359,6 +501,18 @@ commit_done(struct commit *c, int cancelled)
 		l->ncommits--;
 		link_pump_soon(l);	/* reading may resume */
 	}
+	if (rx->conflict) {
+		/* Ours won: nothing was placed; theirs was kept (or dropped
+		 * at shutdown).  The conflict was counted when decided. */
+		apply_tmp_abort(&rx->tmp);
+		if (l != NULL && link_alive(l) && c->ran)
+			recv_ack(l, WIRE_REF_XFER, rx->xfer, WIRE_ST_CONFLICT,
+			    "this node's version won");
+		rx_free(rx);
+		free(c);
+		return;
+	}
+	ap = pmap_get(sp->applying, rx->path);
 	if (ap != NULL && --ap->n == 0) {
 		recheck = ap->recheck;
 		free(pmap_del(sp->applying, rx->path));
@@ -412,6 +566,7 @@ static void
 cbatch_free(struct cbatch *b)
 {
 	cdirs_close(&b->dirs);
+	free(b->conflict_dir);
 	free(b->v);
 	free(b);
 }
@@ -466,6 +621,8 @@ cbatch_start(struct spoolsync *sp)
 		return;
 	b = xcalloc(1, sizeof(*b));
 	b->sp = sp;
+	b->conflict_dir = sp->conflict_dir != NULL ? xstrdup(sp->conflict_dir) :
+	    NULL;
 	b->v = xcalloc(COMMIT_BATCH_MAX, sizeof(*b->v));
 	while (b->n < COMMIT_BATCH_MAX && (c = TAILQ_FIRST(&sp->commit_wait)) !=
 	    NULL) {
@@ -503,11 +660,13 @@ recv_commit(struct link *l, struct rx *rx, const struct apply_meta *m)
 
 	pmap_del(l->rx, rx_key(rx->xfer, key, sizeof(key)));
 	rx->tmp_open = 0;	/* the commit owns the temp file now */
-	if ((ap = pmap_get(sp->applying, rx->path)) == NULL) {
-		ap = xcalloc(1, sizeof(*ap));
-		pmap_put(sp->applying, rx->path, ap);
+	if (!rx->conflict) {	/* a loser kept leaves PATH alone */
+		if ((ap = pmap_get(sp->applying, rx->path)) == NULL) {
+			ap = xcalloc(1, sizeof(*ap));
+			pmap_put(sp->applying, rx->path, ap);
+		}
+		ap->n++;
 	}
-	ap->n++;
 	c->sp = sp;
 	c->l = l;
 	c->rx = rx;

@@ -4,7 +4,9 @@
  * memory (whole, an append's tail, or a librsync patch against the current
  * file, stepped in bounded slices), FILE_END checks size and SHA-256, and
  * the file goes to the committer (commit.c), which puts it in place before
- * the ack goes.  Also the signatures this node computes for a peer's SIG_REQ.
+ * the ack goes.  A conflict's loser goes there too, to be kept in
+ * conflict_dir off the loop.  Also the signatures this node computes for a
+ * peer's SIG_REQ.
  */
 #include <sys/stat.h>
 
@@ -188,8 +190,15 @@ recv_file_begin(struct link *l, const struct wire_file_begin *fb)
 	dec = recv_decide(l, rx->path, &in, 0, fb->ftype, fb->size, fb->sha256,
 	    fb->attr.mtime_ns, &rx->vv, rx->text, sizeof(rx->text), &loser_local);
 	vv_free(&in);
-	if (dec == DEC_APPLY && loser_local == 1)
+	/*
+	 * Theirs wins over a version of ours: rx->text (its author) stays set
+	 * and the committer keeps ours before theirs replaces it (commit.c).
+	 * A symlink is placed here on the loop: ours is kept here first.
+	 */
+	if (dec == DEC_APPLY && loser_local == 1 && fb->ftype == MF_LINK)
 		recv_save_loser_local(sp, rx->text, rx->path);
+	if (dec == DEC_APPLY && (loser_local != 1 || fb->ftype == MF_LINK))
+		rx->text[0] = '\0';
 	if (dec == DEC_REJECT && loser_local == 0) {
 		rx->conflict = 1;	/* we keep ours; theirs goes to conflict_dir */
 		rx_open(l, rx);
@@ -387,30 +396,17 @@ rx_finish_file(struct link *l, struct rx *rx)
 		    "sent, or a bogus delta)");
 		return;
 	}
+	recv_meta(sp, &rx->attr, &m);
 	if (rx->conflict) {
-		/* An append's temp file lacks its old bytes yet: put them in. */
-		if (rx->kind == WIRE_KIND_APPEND && (lseek(rx->tmp.fd, 0,
-		    SEEK_SET) == -1 || apply_tmp_copy(&rx->tmp, rx->basis_fd,
-		    rx->append_off, err, sizeof(err)) == -1)) {
-			rx_done(l, rx, WIRE_ST_CONFLICT, "this node's version won");
-			return;
-		}
-		/* The temp file is write-only: read it back through its name. */
-		int	fd = openat(rx->tmp.dirfd, rx->tmp.name, O_RDONLY |
-			    O_NOFOLLOW | O_CLOEXEC);
-
-		if (fd != -1) {
-			recv_save_loser_fd(sp, fd, rx->text, rx->path);
-			close(fd);
-		}
-		rx_done(l, rx, WIRE_ST_CONFLICT, "this node's version won");
+		/* Ours won: the committer keeps theirs (an append's old bytes
+		 * put in first), never placed, then acks CONFLICT. */
+		recv_commit(l, rx, &m);
 		return;
 	}
 	if (!rx->mem && rx_clear_way(l, rx, err, sizeof(err)) == -1) {
 		rx_done(l, rx, recv_status_of(errno), err);
 		return;
 	}
-	recv_meta(sp, &rx->attr, &m);
 	recv_commit(l, rx, &m);
 }
 

@@ -145,9 +145,10 @@ test_whole_file_lands_with_exact_owner_mode_and_mtime(void **state)
 	assert_int_equal(st.st_mode & 07777, 02750);
 	assert_int_equal(st.st_mtim.tv_sec, MTIME / 1000000000);
 	assert_int_equal(st.st_mtim.tv_nsec, MTIME % 1000000000);
-	/* parents made on the way are private until their own mode arrives */
+	/* parents made on the way are like the root until their own mode
+	 * arrives (test_a_directory_made_for_a_file_...) */
 	assert_int_equal(fstatat(f->rootfd, "host", &st, 0), 0);
-	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(st.st_mode & 07777, 0755);
 	/* replacing keeps nothing of the old file, and leaves no temp file */
 	m.mode = 0600;
 	assert_int_equal(apply_file(f->rootfd, "host/accounts/alice.dat",
@@ -323,6 +324,125 @@ test_mkdir_sets_mode_and_owner_and_refuses_a_file(void **state)
 	put(f->rootfd, "file", "x");
 	assert_int_equal(apply_mkdir(f->rootfd, "file", &m, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a directory"));
+}
+
+static mode_t
+mode_of(int dirfd, const char *rel)
+{
+	struct stat	st;
+
+	assert_int_equal(fstatat(dirfd, rel, &st, AT_SYMLINK_NOFOLLOW), 0);
+	return st.st_mode & 07777;
+}
+
+/*
+ * A file that comes before its directory's MKDIR: the directory made for
+ * it takes its parent's owner and mode (not 0700, whatever the umask),
+ * and the MKDIR that follows still sets the exact mode and owner.
+ */
+static void
+test_a_directory_made_for_a_file_is_like_its_parent_until_its_mkdir(void **state)
+{
+	struct fx		*f = *state;
+	struct apply_meta	 m = { APPLY_OWNER | APPLY_MODE, 0710, 7, 8, 0 };
+	struct stat		 st;
+	char			 err[256];
+	mode_t			 old = umask(077);
+
+	assert_int_equal(fchown(f->rootfd, 41, 42), 0);
+	assert_int_equal(fchmod(f->rootfd, 0751), 0);
+	assert_int_equal(apply_file(f->rootfd, "host/accounts/alice.dat", "a", 1,
+	    NULL, err, sizeof(err)), 0);
+	umask(old);
+	assert_int_equal(mode_of(f->rootfd, "host"), 0751);
+	assert_int_equal(mode_of(f->rootfd, "host/accounts"), 0751);
+	assert_int_equal(fstatat(f->rootfd, "host/accounts", &st, 0), 0);
+	assert_int_equal(st.st_uid, 41);
+	assert_int_equal(st.st_gid, 42);
+	expect_content(f->rootfd, "host/accounts/alice.dat", "a");
+
+	assert_int_equal(apply_mkdir(f->rootfd, "host", &m, err, sizeof(err)), 0);
+	m.mode = 0750;
+	m.uid = 9;
+	assert_int_equal(apply_mkdir(f->rootfd, "host/accounts", &m, err,
+	    sizeof(err)), 0);
+	assert_int_equal(mode_of(f->rootfd, "host"), 0710);
+	assert_int_equal(mode_of(f->rootfd, "host/accounts"), 0750);
+	assert_int_equal(fstatat(f->rootfd, "host/accounts", &st, 0), 0);
+	assert_int_equal(st.st_uid, 9);
+	assert_int_equal(st.st_gid, 8);
+	assert_int_equal(count_temps(f->rootfd), 0);
+}
+
+/*
+ * Every way a receiver makes a missing directory (the committer's parent,
+ * a temp file, a symlink, a rename, a MKDIR's parents) copies the nearest
+ * existing one, set-gid and sticky bits included: never wider, and a
+ * private parent keeps its children private.
+ */
+static void
+test_every_made_directory_copies_the_nearest_existing_one(void **state)
+{
+	struct fx		*f = *state;
+	struct apply_tmp	 t;
+	const char		*leaf;
+	char			 err[256];
+	int			 fd;
+
+	assert_int_equal(fchmod(f->rootfd, 02770), 0);
+	fd = apply_parent_open(f->rootfd, "c/d/f", err, sizeof(err));
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mode_of(f->rootfd, "c"), 02770);
+	assert_int_equal(mode_of(f->rootfd, "c/d"), 02770);
+
+	assert_int_equal(mkdirat(f->rootfd, "private", 0700), 0);
+	assert_int_equal(fchmodat(f->rootfd, "private", 0700, 0), 0);
+	assert_int_equal(apply_tmp_open(f->rootfd, "private/x/y/f", 1, &t, err,
+	    sizeof(err)), 0);
+	apply_tmp_abort(&t);
+	assert_int_equal(mode_of(f->rootfd, "private/x"), 0700);
+	assert_int_equal(mode_of(f->rootfd, "private/x/y"), 0700);
+
+	assert_int_equal(mkdirat(f->rootfd, "shared", 0700), 0);
+	assert_int_equal(fchmodat(f->rootfd, "shared", 01777, 0), 0);
+	assert_int_equal(apply_symlink(f->rootfd, "shared/l/link", "target", NULL,
+	    err, sizeof(err)), 0);
+	assert_int_equal(mode_of(f->rootfd, "shared/l"), 01777);
+	put(f->rootfd, "moved", "m");
+	assert_int_equal(apply_rename(f->rootfd, "moved", "shared/r/s/moved", err,
+	    sizeof(err)), 0);
+	assert_int_equal(mode_of(f->rootfd, "shared/r/s"), 01777);
+	assert_int_equal(apply_mkdir(f->rootfd, "shared/m/n", NULL, err,
+	    sizeof(err)), 0);
+	assert_int_equal(mode_of(f->rootfd, "shared/m"), 01777);
+	assert_int_equal(mode_of(f->rootfd, "shared/m/n"), 0755);
+
+	/* Without create, nothing is made. */
+	assert_int_equal(apply_tmp_open(f->rootfd, "none/f", 0, &t, err,
+	    sizeof(err)), -1);
+	assert_int_equal(errno, ENOENT);
+	fd = path_open_parent(f->rootfd, "none/f", 0, 0, &leaf, err, sizeof(err));
+	assert_int_equal(fd, -1);
+}
+
+/* A file where a directory must be made, or a symlink: refused, not followed. */
+static void
+test_making_a_directory_never_follows_or_replaces_what_is_there(void **state)
+{
+	struct fx	*f = *state;
+	char		 err[256];
+
+	put(f->rootfd, "plain", "p");
+	assert_int_equal(apply_file(f->rootfd, "plain/sub/f", "x", 1, NULL, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a directory"));
+	assert_int_equal(symlinkat(f->outside, f->rootfd, "out"), 0);
+	assert_int_equal(apply_file(f->rootfd, "out/new/f", "x", 1, NULL, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+	assert_int_equal(faccessat(f->outfd, "new", F_OK, 0), -1);
+	expect_content(f->rootfd, "plain", "p");
 }
 
 static void
@@ -551,6 +671,9 @@ main(void)
 		T(test_rename_moves_a_directory_tree),
 		T(test_delete_removes_files_dirs_and_trees_only_inside),
 		T(test_mkdir_sets_mode_and_owner_and_refuses_a_file),
+		T(test_a_directory_made_for_a_file_is_like_its_parent_until_its_mkdir),
+		T(test_every_made_directory_copies_the_nearest_existing_one),
+		T(test_making_a_directory_never_follows_or_replaces_what_is_there),
 		T(test_metadata_change_never_goes_through_a_symlink),
 		T(test_symlink_is_created_as_a_link_and_replaces_atomically),
 		T(test_a_delta_patches_into_place_and_an_append_copies_then_adds),
