@@ -67,6 +67,7 @@
 #include <strings.h>
 
 #include "proxyd.h"
+#include "xmlmem.h"
 
 #if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
 #define XMLS_HAVE_DEFERRAL	1
@@ -78,56 +79,10 @@ XMLPARSEAPI(XML_Bool) XML_SetReparseDeferralEnabled(XML_Parser, XML_Bool)
 #endif
 
 #define XMLS_SEP	'\xff'
-#define XMLS_HDR	16		/* allocation header: size and owner */
 #define XMLS_BLOCK_MIN	1024
 #define XMLS_BLOCK_MAX	65536
 #define XMLS_KEEP_MAX	65536		/* XMLS_KEEP still frees a bigger parser */
 #define XMLS_CHUNK	(1u << 30)	/* XML_Parse takes an int */
-#define XMLS_PAGE	16384		/* expat's small blocks come from pages */
-#define XMLS_PAGE_CACHE	64		/* free pages kept for the next parser */
-
-/*
- * A parser's small blocks (about 45, 12 KB in all: expat's parser, its DTD,
- * hash tables, pools and tags) live in pages of their own, so that freeing an
- * idle parser gives whole pages back: malloc'd one by one, they were spread
- * between the sessions' long-lived objects, and the holes they left kept an
- * idle session's RSS at three times what it held.  Size classes are close
- * (under 1/8 apart) because expat's usual sizes (536, 1060, 2064) sit just
- * above powers of two.
- */
-static const unsigned short xmlstream_classes[] = {
-	32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
-	576, 640, 768, 896, 1024, 1088, 1152, 1280, 1536, 1792, 2048, 2112,
-	2560, 3072, 4096
-};
-#define XMLS_CLASSES	(sizeof(xmlstream_classes) / sizeof(xmlstream_classes[0]))
-#if defined(__SANITIZE_ADDRESS__)
-#define XMLS_CLASS_MAX	0		/* AddressSanitizer sees every block */
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define XMLS_CLASS_MAX	0
-#endif
-#endif
-#ifndef XMLS_CLASS_MAX
-#define XMLS_CLASS_MAX	4096
-#endif
-
-struct xml_page {
-	struct xml_page	*next;
-	size_t		 used;
-	size_t		 pad[2];	/* data stays 16-aligned */
-	unsigned char	 data[];
-};
-
-struct xml_mem {
-	size_t		 used, peak, limit;
-	int		 hit;
-	void		*free[XMLS_CLASSES];	/* freed blocks by size class */
-	struct xml_page	*pages;
-	size_t		 npages;
-	size_t		 live;			/* blocks handed out */
-};
-
 struct xml_bytes {
 	unsigned char	*d;
 	size_t		 len, cap;
@@ -173,195 +128,6 @@ struct xmlstream {
 
 /* ---- memory: everything a parser holds is counted against its limit ---- */
 
-static _Thread_local struct xml_mem *xmlstream_mem_cur;
-static _Thread_local struct xml_page *xmlstream_page_cache;
-static _Thread_local size_t xmlstream_page_ncache;
-
-static size_t
-xmlstream_class(size_t total)
-{
-	size_t	lo = 0, hi = XMLS_CLASSES - 1, mid;
-
-	while (lo < hi) {
-		mid = (lo + hi) / 2;
-		if (xmlstream_classes[mid] < total)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static struct xml_page *
-xmlstream_page_new(void)
-{
-	struct xml_page	*pg;
-
-	if ((pg = xmlstream_page_cache) != NULL) {
-		xmlstream_page_cache = pg->next;
-		xmlstream_page_ncache--;
-	} else if ((pg = malloc(XMLS_PAGE)) == NULL)
-		return NULL;
-	pg->next = NULL;
-	pg->used = 0;
-	return pg;
-}
-
-/* A block of TOTAL bytes (at most XMLS_CLASS_MAX) from M's pages. */
-static unsigned char *
-xmlstream_pool_get(struct xml_mem *m, size_t total)
-{
-	size_t		 c = xmlstream_class(total), size = xmlstream_classes[c];
-	struct xml_page	*pg;
-	unsigned char	*p;
-
-	if ((p = m->free[c]) != NULL)
-		memcpy(&m->free[c], p, sizeof(void *));
-	else {
-		for (pg = m->pages; pg != NULL; pg = pg->next)
-			if (XMLS_PAGE - sizeof(*pg) - pg->used >= size)
-				break;
-		if (pg == NULL) {
-			if ((pg = xmlstream_page_new()) == NULL)
-				return NULL;
-			pg->next = m->pages;
-			m->pages = pg;
-			m->npages++;
-		}
-		p = pg->data + pg->used;
-		pg->used += size;
-	}
-	m->live++;
-	return p;
-}
-
-/* The last block back: every page goes (to the cache, or to malloc). */
-static void
-xmlstream_pool_put(struct xml_mem *m, unsigned char *p, size_t total)
-{
-	size_t		 c = xmlstream_class(total);
-	struct xml_page	*pg;
-
-	memcpy(p, &m->free[c], sizeof(void *));
-	m->free[c] = p;
-	if (--m->live > 0)
-		return;
-	while ((pg = m->pages) != NULL) {
-		m->pages = pg->next;
-		if (xmlstream_page_ncache < XMLS_PAGE_CACHE) {
-			pg->next = xmlstream_page_cache;
-			xmlstream_page_cache = pg;
-			xmlstream_page_ncache++;
-		} else
-			free(pg);
-	}
-	memset(m->free, 0, sizeof(m->free));
-	m->npages = 0;
-}
-
-static unsigned char *
-xmlstream_block_get(struct xml_mem *m, size_t n)
-{
-	return n + XMLS_HDR <= XMLS_CLASS_MAX ? xmlstream_pool_get(m, n + XMLS_HDR) :
-	    malloc(n + XMLS_HDR);
-}
-
-static void
-xmlstream_block_put(struct xml_mem *m, unsigned char *h, size_t n)
-{
-	if (n + XMLS_HDR <= XMLS_CLASS_MAX)
-		xmlstream_pool_put(m, h, n + XMLS_HDR);
-	else
-		free(h);
-}
-
-static int
-xmlstream_mem_take(struct xml_mem *m, size_t n)
-{
-	if (n > m->limit || m->used > m->limit - n) {
-		m->hit = 1;
-		return -1;
-	}
-	m->used += n;
-	if (m->used > m->peak)
-		m->peak = m->used;
-	return 0;
-}
-
-static void *
-xmlstream_malloc_cb(size_t n)
-{
-	struct xml_mem	*m = xmlstream_mem_cur;
-	unsigned char	*h;
-
-	if (n > SIZE_MAX - XMLS_HDR || xmlstream_mem_take(m, n + XMLS_HDR) == -1)
-		return NULL;
-	if ((h = xmlstream_block_get(m, n)) == NULL) {
-		m->used -= n + XMLS_HDR;
-		return NULL;
-	}
-	memcpy(h, &n, sizeof(n));
-	memcpy(h + sizeof(n), &m, sizeof(m));
-	return h + XMLS_HDR;
-}
-
-static void
-xmlstream_free_cb(void *p)
-{
-	unsigned char	*h;
-	struct xml_mem	*m;
-	size_t		 n;
-
-	if (p == NULL)
-		return;
-	h = (unsigned char *)p - XMLS_HDR;
-	memcpy(&n, h, sizeof(n));
-	memcpy(&m, h + sizeof(n), sizeof(m));
-	m->used -= n + XMLS_HDR;
-	xmlstream_block_put(m, h, n);
-}
-
-static void *
-xmlstream_realloc_cb(void *p, size_t n)
-{
-	unsigned char	*h, *nh;
-	struct xml_mem	*m;
-	size_t		 old;
-
-	if (p == NULL)
-		return xmlstream_malloc_cb(n);
-	h = (unsigned char *)p - XMLS_HDR;
-	memcpy(&old, h, sizeof(old));
-	memcpy(&m, h + sizeof(old), sizeof(m));
-	if (n > SIZE_MAX - XMLS_HDR)
-		return NULL;
-	if (n > old && xmlstream_mem_take(m, n - old) == -1)
-		return NULL;
-	if (old + XMLS_HDR > XMLS_CLASS_MAX && n + XMLS_HDR > XMLS_CLASS_MAX)
-		nh = realloc(h, n + XMLS_HDR);
-	else if (old + XMLS_HDR <= XMLS_CLASS_MAX && n + XMLS_HDR <= XMLS_CLASS_MAX &&
-	    xmlstream_class(old + XMLS_HDR) == xmlstream_class(n + XMLS_HDR))
-		nh = h;
-	else if ((nh = xmlstream_block_get(m, n)) != NULL) {
-		memcpy(nh + XMLS_HDR, h + XMLS_HDR, old < n ? old : n);
-		memcpy(nh + sizeof(n), &m, sizeof(m));
-		xmlstream_block_put(m, h, old);
-	}
-	if (nh == NULL) {
-		if (n > old)
-			m->used -= n - old;
-		return NULL;
-	}
-	if (n < old)
-		m->used -= old - n;
-	memcpy(nh, &n, sizeof(n));
-	return nh + XMLS_HDR;
-}
-
-static const XML_Memory_Handling_Suite xmlstream_suite = {
-	xmlstream_malloc_cb, xmlstream_realloc_cb, xmlstream_free_cb
-};
-
 static int xmlstream_fail(struct xmlstream *, enum xml_cond, const char *, ...)
     PRINTFLIKE(3, 4);
 
@@ -383,7 +149,7 @@ xmlstream_bytes_add(struct xmlstream *xs, struct xml_bytes *b, const void *p, si
 		cap = b->cap < 64 ? 64 : b->cap;
 		while (cap < b->len + n + 1)
 			cap *= 2;
-		if (xmlstream_mem_take(&xs->mem, cap - b->cap) == -1)
+		if (xmlmem_take(&xs->mem, cap - b->cap) == -1)
 			return xmlstream_nomem(xs);
 		b->d = xreallocarray(b->d, 1, cap);
 		b->cap = cap;
@@ -415,7 +181,7 @@ xmlstream_alloc(struct xmlstream *xs, size_t n)
 		size = XMLS_BLOCK_MIN << (xs->nblocks < 6 ? xs->nblocks : 6);
 		if (size < n)
 			size = n;
-		if (xmlstream_mem_take(&xs->mem, sizeof(*b) + size) == -1) {
+		if (xmlmem_take(&xs->mem, sizeof(*b) + size) == -1) {
 			xmlstream_nomem(xs);
 			return NULL;
 		}
@@ -894,8 +660,8 @@ xmlstream_parser(struct xmlstream *xs)
 	XML_Parser	p;
 	int		st;
 
-	xmlstream_mem_cur = &xs->mem;
-	if ((p = XML_ParserCreate_MM("UTF-8", &xmlstream_suite, "\xff")) == NULL)
+	xmlmem_use(&xs->mem);
+	if ((p = XML_ParserCreate_MM("UTF-8", &xmlmem_suite, "\xff")) == NULL)
 		return xmlstream_nomem(xs);
 	XML_SetUserData(p, xs);
 	XML_SetHashSalt(p, xmlstream_salt());
@@ -964,7 +730,7 @@ xmlstream_expat(struct xmlstream *xs, const unsigned char *p, size_t n)
 		if (xmlstream_parser(xs) == -1)
 			return XMLS_ERROR;
 	}
-	xmlstream_mem_cur = &xs->mem;
+	xmlmem_use(&xs->mem);
 	xs->in_parse = 1;
 	while (n > 0 && st == XML_STATUS_OK) {
 		k = n < XMLS_CHUNK ? n : XMLS_CHUNK;
@@ -1110,7 +876,7 @@ xmlstream_settle(struct xmlstream *xs)
 		return;
 	/* Freed blocks stay in their size class: pages count too. */
 	if (!(xs->flags & XMLS_KEEP) || xs->mem.used > XMLS_KEEP_MAX ||
-	    xs->mem.npages * XMLS_PAGE > XMLS_KEEP_MAX)
+	    xmlmem_pages_bytes(&xs->mem) > XMLS_KEEP_MAX)
 		xmlstream_trim(xs);
 }
 
