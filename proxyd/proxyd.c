@@ -119,8 +119,9 @@ proxyd_print_status(const struct jval *d, void *arg)
 	const struct jval	*h = jval_get(d, "hamon"), *doms, *x;
 	size_t			 i;
 
-	printf("proxyd %s, pid %.0f, up %.0fs\n", proxyd_str(d, "version"),
-	    jval_num(d, "pid", 0), jval_num(d, "uptime_ms", 0) / 1000);
+	printf("proxyd %s, pid %.0f, up %.0fs, %.0f worker(s)\n",
+	    proxyd_str(d, "version"), jval_num(d, "pid", 0),
+	    jval_num(d, "uptime_ms", 0) / 1000, jval_num(d, "workers", 0));
 	printf("sessions %.0f (accepted %.0f, refused %.0f, no backend %.0f, "
 	    "TLS failures %.0f)\n", jval_num(d, "sessions", 0),
 	    jval_num(d, "accepted", 0), jval_num(d, "refused", 0),

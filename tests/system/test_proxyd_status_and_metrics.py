@@ -3,6 +3,7 @@
 # hamon's view; `proxyd sessions` prints a table a person can read.
 
 import json
+import os
 
 import harness
 import xmpp
@@ -34,9 +35,13 @@ def test_status_and_metrics_count_sessions_per_domain_and_backend(
     assert f'proxyd_backend_sessions{{backend="{holder}"}} 2' in m, m
     assert "proxyd_hamon_connected 1" in m
     assert "proxyd_moves_pending 0" in m and "proxyd_moved_sessions_total 0" in m
+    workers = os.cpu_count() if os.cpu_count() <= 16 else 16
+    assert f"proxyd_workers {workers}" in m, m
+    assert http["workers"] == workers
 
     r = ch.proxyd.cli("status")
     assert r.returncode == 0 and f"-> {holder}" in r.stdout, r.stdout + r.stderr
+    assert f"{workers} worker(s)" in r.stdout, r.stdout
     r = ch.proxyd.cli("sessions")
     assert r.returncode == 0, r.stderr
     assert jid in r.stdout and ch.jid("bob") in r.stdout and "2 sessions" in r.stdout
