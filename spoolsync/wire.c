@@ -275,6 +275,9 @@ wire_name_validn(const unsigned char *s, size_t n)
 {
 	if (n == 0 || n > WIRE_NAME_MAX)
 		return 0;
+	/* A node name becomes a path component (conflict copies): never these. */
+	if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+		return 0;
 	for (size_t i = 0; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
 		    (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' ||
@@ -301,7 +304,8 @@ rd_name(struct rd *r, const char *field)
 		return NULL;
 	if (!wire_name_validn(s, n)) {
 		path_quote((const char *)s, n, q, sizeof(q));
-		rd_fail(r, field, "bad node name \"%s\" (1-%d of A-Z a-z 0-9 . _ -)",
+		rd_fail(r, field, "bad node name \"%s\" (1-%d of A-Z a-z 0-9 . _ -, "
+		    "not . or ..)",
 		    q, WIRE_NAME_MAX);
 		return NULL;
 	}
@@ -840,7 +844,8 @@ wire_encode_payload(const struct wire_msg *m, struct buf *out, char *err,
     size_t errlen)
 {
 	const struct wire_op	*op = wire_op(m->type);
-	struct wire_msg		*chk = NULL;
+	struct wire_msg		 chk;	/* on the stack: 13 KiB a frame from
+					 * malloc cost the loop a bin search */
 	struct wr		 w;
 	size_t			 start = out->len;
 
@@ -857,14 +862,11 @@ wire_encode_payload(const struct wire_msg *m, struct buf *out, char *err,
 	if (w.bad)
 		goto fail;
 	/* What we send must be what the peer accepts: the same checks. */
-	chk = xmalloc(sizeof(*chk));
 	if (wire_decode_payload(m->type, out->data + start, out->len - start,
-	    chk, err, errlen) == -1)
+	    &chk, err, errlen) == -1)
 		goto fail;
-	free(chk);
 	return 0;
 fail:
-	free(chk);
 	out->len = start;
 	if (out->data != NULL)
 		out->data[start] = '\0';

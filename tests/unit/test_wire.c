@@ -1109,6 +1109,10 @@ test_node_names_are_a_small_alphabet(void **state)
 	assert_true(wire_name_valid(names[0]));
 	assert_false(wire_name_valid(""));
 	assert_false(wire_name_valid(NULL));
+	assert_false(wire_name_valid("."));
+	assert_false(wire_name_valid(".."));
+	assert_true(wire_name_valid("..."));
+	assert_true(wire_name_valid(".a"));
 	assert_false(wire_name_valid("a b"));
 	assert_false(wire_name_valid("a/b"));
 	assert_false(wire_name_valid(longtext));	/* 1024 bytes */
