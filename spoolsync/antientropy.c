@@ -599,6 +599,27 @@ ae_mark_synced(struct peer *p)
 		sp_error(p->sp, p, "%s", state_error(p->sp->st));
 }
 
+/*
+ * The peer acked HERE's exact content and metadata after this pass began
+ * (ae_learn trusts such an ack over the manifest too): queueing it again
+ * would only read and hash the file once more to find it settled.
+ */
+static int
+ae_acked_since(const struct peer *p, const struct mf_entry *here)
+{
+	const struct pk	*k;
+
+	if (here == NULL || here->type != MF_FILE ||
+	    (here->flags & (MF_F_UNSTABLE | MF_F_RACY | MF_F_NOHASH)) ||
+	    (k = pmap_get(p->pk, here->path)) == NULL ||
+	    k->ts_ms <= p->ae.started_ms)
+		return 0;
+	return k->type == MF_FILE && k->size == here->size &&
+	    memcmp(k->hash, here->hash, MF_HASH_LEN) == 0 &&
+	    k->mode == here->mode && k->mtime_ns == here->mtime_ns &&
+	    k->uid == here->uid && k->gid == here->gid;
+}
+
 /* What the diff says: queued for the peer, and counted. */
 static void
 ae_apply_diff(struct peer *p, struct link *l, const struct manifest *here,
@@ -626,7 +647,8 @@ ae_apply_diff(struct peer *p, struct link *l, const struct manifest *here,
 		    pmap_get(l->busy, path) == NULL)
 			stable++;
 		if (sp->mode == MODE_SEND) {
-			sync_enqueue(p, path, 1);
+			if (!ae_acked_since(p, d->here))
+				sync_enqueue(p, path, 1);
 			if (d->kind == MF_MISSING_HERE && d->there->type == MF_DIR)
 				skip = path;	/* its delete takes the subtree */
 		} else if (sp->mode == MODE_BIDIR &&

@@ -25,6 +25,7 @@ struct evp_md_ctx_st;
 #define LINK_OUT_LOW		(1 * 1024 * 1024)	/* resume below this */
 #define LINK_OUT_MAX		(64 * 1024 * 1024)	/* a peer that never reads */
 #define LINK_FRAMES_PER_READ	256
+#define LINK_IO_MAX		(256 * 1024)	/* bytes a read or write syscall */
 #define SYNC_WINDOW		4096	/* changes in flight per link */
 #define SYNC_OPEN_MAX		64	/* of those, not yet wholly sent (< SYNC_RX_MAX) */
 #define SYNC_COMMIT_MAX		4096	/* received files being committed per link */
@@ -406,7 +407,8 @@ int		 sync_read_small(struct spoolsync *, const char *path, struct buf *data,
 void		 sync_op_done(struct link *, struct op *, int status, const char *text);
 
 /* send.c: one change shipped: its frames, hashes and deltas */
-void		 send_start(struct link *, struct item *);
+/* R is the item's record as state_get gives it now (NULL: none). */
+void		 send_start(struct link *, struct item *, struct st_rec *r);
 void		 send_stream(struct link *, struct op *, size_t *budget);
 void		 send_on_sig(struct link *, const struct wire_chunk *);
 void		 send_on_ack(struct link *, struct op *, const struct wire_ack *);

@@ -196,8 +196,15 @@ sync_read_small(struct spoolsync *sp, const char *path, struct buf *data,
 	EVP_DigestUpdate(md, p, got);
 	EVP_DigestFinal_ex(md, hash, &hl);
 	if (data != NULL) {
-		buf_reset(data);
-		buf_add(data, p, got);
+		/* The bytes change hands: no copy of each file. */
+		if (got + 1 > cap)
+			p = xreallocarray(p, got + 1, 1);
+		p[got] = '\0';
+		buf_free(data);
+		data->data = p;
+		data->len = got;
+		data->cap = got + 1 > cap ? got + 1 : cap;
+		p = NULL;
 	}
 	rv = 0;
 out:

@@ -622,6 +622,10 @@ link_auth_cb(struct bufferevent *bev, int ok, const char *err,
 	l->last_rx_ms = now_mono_ms();
 	bufferevent_setcb(l->bev, link_read_cb, link_write_cb, link_event_cb, l);
 	bufferevent_setwatermark(l->bev, EV_WRITE, LINK_OUT_LOW, 0);
+	/* libevent's 16 KiB a syscall would be ~18,000 reads for an initial
+	 * sync; and fewer frames straddle two of its buffers (a pullup each). */
+	bufferevent_set_max_single_read(l->bev, LINK_IO_MAX);
+	bufferevent_set_max_single_write(l->bev, LINK_IO_MAX);
 	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
 	if (link_send_hello(l) == -1)
 		return;

@@ -301,10 +301,9 @@ send_meta_same(const struct pk *k, const struct wire_attr *a)
 
 /* A file of at most SYNC_SMALL_MAX bytes: read, hashed and sent at once. */
 static void
-send_small(struct link *l, struct op *op, struct st_rec *r)
+send_small(struct link *l, struct op *op, struct st_rec *r, const struct pk *k)
 {
 	struct spoolsync	*sp = l->sp;
-	struct pk		*k = pmap_get(l->peer->pk, op->it->path);
 	unsigned char		 h[MF_HASH_LEN], ph[MF_HASH_LEN];
 	unsigned int		 hl;
 	struct stat		 st;
@@ -560,10 +559,9 @@ send_maybe_begin(struct link *l, struct op *op)
 
 /* Read and sent at once, unless a delta may beat sending it whole. */
 static int
-send_goes_small(struct link *l, const struct item *it, const struct st_rec *r)
+send_goes_small(struct link *l, const struct item *it, const struct st_rec *r,
+    const struct pk *k)
 {
-	struct pk	*k = pmap_get(l->peer->pk, it->path);
-
 	if (r->size > SYNC_SMALL_MAX)
 		return 0;
 	if (r->size < l->sp->whole_below || it->force_whole || k == NULL ||
@@ -575,11 +573,11 @@ send_goes_small(struct link *l, const struct item *it, const struct st_rec *r)
 }
 
 void
-send_start(struct link *l, struct item *it)
+send_start(struct link *l, struct item *it, struct st_rec *r)
 {
 	struct spoolsync	*sp = l->sp;
 	struct op		*op = op_new(l, it);
-	struct st_rec		*r;
+	const struct pk		*k;
 	int			 small = -1;
 
 	if (it->kind == ITEM_MOVE) {
@@ -591,9 +589,9 @@ send_start(struct link *l, struct item *it)
 	 * too.  A small file's read is that look (send_small compares the
 	 * stat around it with the record): no lstat first.
 	 */
-	r = state_get(sp->st, it->path);
+	k = pmap_get(l->peer->pk, it->path);
 	if (r == NULL || r->deleted || r->type != MF_FILE ||
-	    !(small = send_goes_small(l, it, r))) {
+	    !(small = send_goes_small(l, it, r, k))) {
 		if (sync_local_check(sp, it->path))
 			for (size_t i = 0; i < sp->npeers; i++)
 				if (&sp->peers[i] != l->peer)
@@ -603,7 +601,7 @@ send_start(struct link *l, struct item *it)
 	}
 	if (r == NULL || r->deleted) {
 		if (r != NULL || (sp->mode == MODE_SEND &&
-		    (it->ae || pmap_get(l->peer->pk, it->path) != NULL)))
+		    (it->ae || k != NULL)))
 			send_delete(l, op, r);
 		else
 			send_nothing(l, op);
@@ -617,8 +615,8 @@ send_start(struct link *l, struct item *it)
 		send_link(l, op, r);
 		break;
 	default:
-		if (small == 1 || (small == -1 && send_goes_small(l, it, r)))
-			send_small(l, op, r);
+		if (small == 1 || (small == -1 && send_goes_small(l, it, r, k)))
+			send_small(l, op, r, k);
 		else
 			send_big(l, op, r);
 		break;

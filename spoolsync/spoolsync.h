@@ -661,6 +661,8 @@ void		*pmap_get(const struct pmap *, const char *key);
 /* Sets KEY (copied) to VAL; returns the value it replaced, or NULL. */
 void		*pmap_put(struct pmap *, const char *key, void *val);
 void		*pmap_del(struct pmap *, const char *key);	/* the value, or NULL */
+/* Deletes KEY only while it maps to VAL: 1 if it did. */
+int		 pmap_del_if(struct pmap *, const char *key, const void *val);
 size_t		 pmap_count(const struct pmap *);
 /* Iteration: zero the iterator first; do not add or delete meanwhile. */
 int		 pmap_next(const struct pmap *, struct pmap_iter *, const char **key,

@@ -44,6 +44,7 @@ struct state {
 	uint64_t	 counter;
 	int		 lockfd;
 	int		 depth;		/* state_begin calls not yet committed */
+	int		 tx;		/* BEGIN sent for them (at the first write) */
 	int		 counter_dirty;	/* written at the transaction's commit */
 	char		 err[256];
 };
@@ -272,12 +273,23 @@ static void	state_save_counter(struct state *);
  * burst of records costs one WAL commit instead of one each.  The engine
  * brackets a callback's work, so a transaction never outlives the callback
  * that opened it (nothing it records has reached a peer before it commits).
+ * BEGIN goes with the bracket's first write: most callbacks (an ack read, a
+ * pump turn) write nothing and then cost no SQL at all.
  */
 int
 state_begin(struct state *st)
 {
-	if (st->depth++ > 0)
+	st->depth++;
+	return 0;
+}
+
+/* Called before every write: opens the bracket's transaction if due. */
+static int
+state_tx(struct state *st)
+{
+	if (st->depth == 0 || st->tx)
 		return 0;
+	st->tx = 1;
 	return state_exec(st, "BEGIN");
 }
 
@@ -288,6 +300,13 @@ state_commit(struct state *st)
 
 	if (st->depth == 0 || --st->depth > 0)
 		return 0;
+	if (!st->tx) {
+		/* Nothing written: only the counter, if it moved. */
+		if (st->counter_dirty)
+			state_save_counter(st);
+		return 0;
+	}
+	st->tx = 0;
 	/* Not in a transaction any more: a failed write rolled it back. */
 	if (!sqlite3_get_autocommit(st->db)) {
 		if (st->counter_dirty)
@@ -307,6 +326,7 @@ state_set_meta(struct state *st, const char *k, const char *v)
 {
 	int	rc;
 
+	(void)state_tx(st);	/* a failed BEGIN: the write runs alone */
 	sqlite3_reset(st->setmeta);
 	sqlite3_bind_text(st->setmeta, 1, k, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st->setmeta, 2, v, -1, SQLITE_STATIC);
@@ -551,12 +571,52 @@ state_lookup_or_new(struct state *st, const char *path)
 	return r;
 }
 
+/*
+ * V as vv_format writes it, into OUT when it fits (a record is saved for
+ * every file shipped or received: no allocation and no printf for that).
+ * NULL when it does not fit.
+ */
+static const char *
+state_vv_text(const struct vv *v, char *out, size_t len)
+{
+	char	 num[24], *q;
+	size_t	 o = 0, nl, dl;
+	uint64_t c;
+
+	for (size_t i = 0; i < v->n; i++) {
+		q = num + sizeof(num);
+		c = v->e[i].counter;
+		do {
+			*--q = (char)('0' + c % 10);
+			c /= 10;
+		} while (c != 0);
+		dl = (size_t)(num + sizeof(num) - q);
+		nl = strlen(v->e[i].node);
+		if (o + 1 + nl + 1 + dl + 1 > len)
+			return NULL;
+		if (i > 0)
+			out[o++] = ',';
+		memcpy(out + o, v->e[i].node, nl);
+		o += nl;
+		out[o++] = ':';
+		memcpy(out + o, q, dl);
+		o += dl;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 int
 state_save(struct state *st, struct st_rec *r)
 {
 	sqlite3_stmt	*s = st->put;
-	char		*vv = vv_format(&r->vv);
+	char		 vvbuf[1024], *vvheap = NULL;
+	const char	*vv;
 	int		 rc;
+
+	(void)state_tx(st);	/* a failed BEGIN: the write runs alone */
+	if ((vv = state_vv_text(&r->vv, vvbuf, sizeof(vvbuf))) == NULL)
+		vv = vvheap = vv_format(&r->vv);
 
 	sqlite3_reset(s);
 	sqlite3_bind_text(s, 1, r->path, -1, SQLITE_STATIC);
@@ -581,7 +641,7 @@ state_save(struct state *st, struct st_rec *r)
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	free(vv);
+	free(vvheap);
 	if (rc != SQLITE_DONE)
 		return state_fail(st, "saving a record");
 	return 0;
@@ -590,6 +650,7 @@ state_save(struct state *st, struct st_rec *r)
 void
 state_del(struct state *st, const char *path)
 {
+	(void)state_tx(st);	/* a failed BEGIN: the delete runs alone */
 	sqlite3_reset(st->del);
 	sqlite3_bind_text(st->del, 1, path, -1, SQLITE_STATIC);
 	if (sqlite3_step(st->del) != SQLITE_DONE)

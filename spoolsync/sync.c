@@ -214,8 +214,8 @@ static void
 sync_unqueue(struct peer *p, struct item *it)
 {
 	TAILQ_REMOVE(&p->outbox, it, entry);
-	if (it->kind == ITEM_PATH && pmap_get(p->queued, it->path) == it)
-		pmap_del(p->queued, it->path);
+	if (it->kind == ITEM_PATH)
+		pmap_del_if(p->queued, it->path, it);
 	p->nqueued--;
 }
 
@@ -249,20 +249,27 @@ sync_unsent(const struct link *l)
 	return l->nunsent > 0;
 }
 
-/* A move, or a directory's delete, must not overtake a file in flight. */
+/*
+ * A move, or a directory's delete, must not overtake a file in flight.
+ * *RP is PATH's record (NULL for a move, or none).
+ */
 static int
-sync_is_barrier(struct spoolsync *sp, const struct item *it)
+sync_is_barrier(struct spoolsync *sp, const struct item *it,
+    struct st_rec **rp)
 {
 	const struct st_rec	*r;
 
+	*rp = NULL;
 	if (it->kind == ITEM_MOVE)
 		return 1;
-	r = state_get(sp->st, it->path);
+	*rp = state_get(sp->st, it->path);
+	r = *rp;
 	return r != NULL && r->deleted && r->type == MF_DIR;
 }
 
+/* The next item to start, and its record (see send_start). */
 static struct item *
-sync_next_item(struct link *l, uint64_t now, uint64_t *wake)
+sync_next_item(struct link *l, uint64_t now, uint64_t *wake, struct st_rec **rp)
 {
 	struct peer	*p = l->peer;
 	struct item	*it;
@@ -271,7 +278,7 @@ sync_next_item(struct link *l, uint64_t now, uint64_t *wake)
 	TAILQ_FOREACH(it, &p->outbox, entry) {
 		if (scanned++ == SYNC_SCAN_MAX)
 			return NULL;
-		barrier = sync_is_barrier(l->sp, it);
+		barrier = sync_is_barrier(l->sp, it, rp);
 		if (barrier && (skipped || sync_unsent(l)))
 			return NULL;
 		if (it->not_before_ms > now) {
@@ -303,6 +310,7 @@ sync_pump(struct link *l, size_t *budget)
 	struct peer	*p = l->peer;
 	struct op	*op, *next;
 	struct item	*it;
+	struct st_rec	*r;
 	uint64_t	 now = now_mono_ms(), wake = 0;
 	struct timeval	 tv;
 	size_t		 open, left, nops;
@@ -328,13 +336,13 @@ sync_pump(struct link *l, size_t *budget)
 	 * receiver refuses more than SYNC_RX_MAX transfers open at once. */
 	while (l->nops < SYNC_WINDOW && open < SYNC_OPEN_MAX &&
 	    !link_out_high(l) && *budget > 0) {
-		if ((it = sync_next_item(l, now, &wake)) == NULL)
+		if ((it = sync_next_item(l, now, &wake, &r)) == NULL)
 			break;
 		sync_unqueue(p, it);
 		if (it->kind == ITEM_MOVE)
 			pk_unsure_move(p, it);
 		nops = l->nops;
-		send_start(l, it);
+		send_start(l, it, r);
 		if (!link_alive(l))
 			return;
 		if (l->nops > nops && TAILQ_LAST(&l->ops, opq)->stage != OP_SENT)
@@ -486,10 +494,11 @@ sync_op_done(struct link *l, struct op *op, int status, const char *text)
 	l->nops--;
 	if (op->stage != OP_SENT)
 		l->nunsent--;
-	if (pmap_get(l->busy, it->path) == op)
-		pmap_del(l->busy, it->path);
-	snprintf(why, sizeof(why), "%s: %s%s%s", it->path,
-	    wire_status_name(status), text && *text ? ": " : "", text ? text : "");
+	pmap_del_if(l->busy, it->path, op);
+	if (status != WIRE_ST_OK)	/* (most acks: no words needed) */
+		snprintf(why, sizeof(why), "%s: %s%s%s", it->path,
+		    wire_status_name(status), text && *text ? ": " : "",
+		    text ? text : "");
 	switch (status) {
 	case WIRE_ST_OK:
 		sync_op_ok(l, op, it);
@@ -578,8 +587,7 @@ sync_link_down(struct link *l)
 		l->nops--;
 		if (op->stage != OP_SENT)
 			l->nunsent--;
-		if (pmap_get(l->busy, op->it->path) == op)
-			pmap_del(l->busy, op->it->path);
+		pmap_del_if(l->busy, op->it->path, op);
 		it = op->it;
 		op->it = NULL;
 		if (it->kind == ITEM_MOVE)

@@ -1,5 +1,6 @@
 /* test_pmap.c: the string map keeps every key through growth, replaces and
- * deletes exactly one, and iterates each entry once. */
+ * deletes exactly one (also amid colliding probe runs), deletes by value
+ * only when asked for that value, and iterates each entry once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -81,6 +82,61 @@ test_iteration_visits_every_entry_once(void **state)
 	pmap_free(m, NULL);
 }
 
+/* Random puts and deletes over a small key space, checked against a plain
+ * array after every step: a delete must leave every other key findable. */
+static void
+test_random_puts_and_deletes_match_a_model(void **state)
+{
+	struct pmap	*m = pmap_new();
+	long		 model[3000];
+	char		 k[64];
+	unsigned	 seed = 12345;
+	long		 i, n = 0;
+
+	(void)state;
+	memset(model, 0, sizeof(model));
+	for (long step = 0; step < 60000; step++) {
+		seed = seed * 1103515245u + 12345u;
+		i = (long)((seed >> 8) % 3000);
+		snprintf(k, sizeof(k), "data/h%ld/s/%ld.dat", i % 7, i);
+		if ((seed >> 4) % 3 == 0) {
+			assert_ptr_equal(pmap_del(m, k), (void *)model[i]);
+			n -= model[i] != 0;
+			model[i] = 0;
+		} else {
+			assert_ptr_equal(pmap_put(m, k, (void *)(step + 1)),
+			    (void *)model[i]);
+			n += model[i] == 0;
+			model[i] = step + 1;
+		}
+		if (step % 997 == 0) {
+			for (long j = 0; j < 3000; j++) {
+				snprintf(k, sizeof(k), "data/h%ld/s/%ld.dat", j % 7, j);
+				assert_ptr_equal(pmap_get(m, k), (void *)model[j]);
+			}
+		}
+		assert_int_equal(pmap_count(m), n);
+	}
+	pmap_free(m, NULL);
+}
+
+static void
+test_del_if_deletes_only_the_given_value(void **state)
+{
+	struct pmap	*m = pmap_new();
+	int		 a, b;
+
+	(void)state;
+	pmap_put(m, "p", &a);
+	assert_int_equal(pmap_del_if(m, "p", &b), 0);
+	assert_ptr_equal(pmap_get(m, "p"), &a);
+	assert_int_equal(pmap_del_if(m, "absent", &a), 0);
+	assert_int_equal(pmap_del_if(m, "p", &a), 1);
+	assert_null(pmap_get(m, "p"));
+	assert_int_equal(pmap_count(m), 0);
+	pmap_free(m, NULL);
+}
+
 int
 main(void)
 {
@@ -88,6 +144,8 @@ main(void)
 		cmocka_unit_test(test_many_keys_survive_growth_and_deletes),
 		cmocka_unit_test(test_put_replaces_and_returns_the_old_value),
 		cmocka_unit_test(test_iteration_visits_every_entry_once),
+		cmocka_unit_test(test_random_puts_and_deletes_match_a_model),
+		cmocka_unit_test(test_del_if_deletes_only_the_given_value),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -356,6 +356,86 @@ test_records_saved_in_a_transaction_survive_a_restart(void **state)
 	state_close(st);
 }
 
+/* Version vectors come back exactly, whether their text is short, empty,
+ * or too long for the stack buffer state_save formats short ones in. */
+static void
+test_version_vectors_of_any_length_survive_a_restart(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	struct st_rec	*r;
+	char		 node[128];		/* 62 bytes used: a name's 64 at most */
+	struct vv	 big = { NULL, 0 };
+
+	r = state_lookup_or_new(st, "h/short.dat");
+	r->type = MF_FILE;
+	vv_set(&r->vv, "a", 0);
+	vv_set(&r->vv, "b", 18446744073709551615ULL);
+	vv_set(&r->vv, "c", 10);
+	assert_int_equal(state_save(st, r), 0);
+	r = state_lookup_or_new(st, "h/empty.dat");
+	r->type = MF_FILE;
+	assert_int_equal(state_save(st, r), 0);
+	r = state_lookup_or_new(st, "h/long.dat");
+	r->type = MF_FILE;
+	for (int i = 0; i < WIRE_VV_MAX; i++) {
+		snprintf(node, sizeof(node), "node-%02d-%054d", i, i);
+		vv_set(&r->vv, node, 1000000007ULL * (uint64_t)(i + 1));
+	}
+	vv_copy(&big, &r->vv);
+	assert_int_equal(state_save(st, r), 0);
+	state_close(st);
+
+	st = open_state(f, f->root);
+	r = state_get(st, "h/short.dat");
+	assert_non_null(r);
+	assert_int_equal(r->vv.n, 3);
+	assert_true(vv_get(&r->vv, "a") == 0);
+	assert_true(vv_get(&r->vv, "b") == 18446744073709551615ULL);
+	assert_true(vv_get(&r->vv, "c") == 10);
+	r = state_get(st, "h/empty.dat");
+	assert_non_null(r);
+	assert_int_equal(r->vv.n, 0);
+	r = state_get(st, "h/long.dat");
+	assert_non_null(r);
+	assert_int_equal(r->vv.n, WIRE_VV_MAX);
+	assert_int_equal(vv_compare(&r->vv, &big), VV_EQUAL);
+	vv_free(&big);
+	state_close(st);
+}
+
+/* A bracket that writes no record still keeps the counter it moved, and a
+ * bracket that does write leaves no transaction open behind it. */
+static void
+test_a_bracket_without_records_keeps_its_counter(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	struct st_rec	*r;
+	uint64_t	 c;
+
+	assert_int_equal(state_begin(st), 0);
+	c = state_next_counter(st);
+	assert_int_equal(state_commit(st), 0);
+	assert_int_equal(state_begin(st), 0);
+	assert_int_equal(state_commit(st), 0);		/* nothing at all */
+	assert_int_equal(state_begin(st), 0);
+	r = state_lookup_or_new(st, "h/a.dat");
+	r->type = MF_FILE;
+	assert_int_equal(state_save(st, r), 0);
+	assert_int_equal(state_commit(st), 0);
+	r->size = 7;
+	assert_int_equal(state_save(st, r), 0);	/* outside: on its own */
+	state_close(st);
+
+	st = open_state(f, f->root);
+	assert_true(state_next_counter(st) > c);
+	r = state_get(st, "h/a.dat");
+	assert_non_null(r);
+	assert_int_equal(r->size, 7);
+	state_close(st);
+}
+
 int
 main(void)
 {
@@ -373,6 +453,8 @@ main(void)
 		T(test_manifest_of_records_feeds_the_hash_cache_sorted),
 		T(test_gc_forgets_only_old_tombstones),
 		T(test_records_saved_in_a_transaction_survive_a_restart),
+		T(test_version_vectors_of_any_length_survive_a_restart),
+		T(test_a_bracket_without_records_keeps_its_counter),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
