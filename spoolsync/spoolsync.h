@@ -295,7 +295,8 @@ struct apply_tmp {
 	struct stat	 placed;
 	int		 dirfd_borrowed;	/* the caller's: never closed here */
 };
-/* A temp file beside PATH; missing parents are created (0700) if CREATE_DIRS. */
+/* A temp file beside PATH; missing parents are made (like their own parent)
+ * if CREATE_DIRS. */
 int		 apply_tmp_open(int rootfd, const char *path, int create_dirs,
 		    struct apply_tmp *, char *err, size_t errlen);
 /*
@@ -305,7 +306,7 @@ int		 apply_tmp_open(int rootfd, const char *path, int create_dirs,
  */
 int		 apply_tmp_open_in(int dirfd, const char *path, struct apply_tmp *,
 		    char *err, size_t errlen);
-/* PATH's parent beneath ROOTFD, missing directories made (0700). */
+/* PATH's parent beneath ROOTFD, missing directories made like their parent. */
 int		 apply_parent_open(int rootfd, const char *path, char *err,
 		    size_t errlen);
 int		 apply_tmp_write(struct apply_tmp *, const void *, size_t,
