@@ -494,6 +494,24 @@ session_may_starttls(const struct session *s)
 }
 
 /*
+ * A backend's features (BODY: their children, less <starttls/>) to the
+ * client, with proxyd's own <starttls/> where the listener makes it
+ * optional: TLS ends at proxyd.
+ */
+void
+session_features(struct session *s, const struct buf *body)
+{
+	struct buf	*b = session_buf();
+
+	buf_adds(b, "<stream:features>");
+	if (session_may_starttls(s))
+		buf_adds(b, "<starttls xmlns='" NS_TLS "'/>");
+	buf_add(b, body->data, body->len);
+	buf_adds(b, "</stream:features>");
+	session_to_client(s, b);
+}
+
+/*
  * The first stream of a client, answered by proxyd from what the domain's
  * backend last offered (prefeat.c): the backend is connected only at the
  * client's first stanza, so an idle unauthenticated client costs it
@@ -504,7 +522,7 @@ session_answer_first(struct session *s, const struct xml_node *root)
 {
 	const char		*ver = xmlstream_attr(root, NULL, "version");
 	const struct pbackend	*pb;
-	struct buf		 f, *b;
+	struct buf		 f;
 
 	if (ver == NULL || strcmp(ver, "1.0") != 0)
 		return 0;
@@ -521,13 +539,7 @@ session_answer_first(struct session *s, const struct xml_node *root)
 	buf_reset(s->up_first);
 	serialize_header(s->up_first, root, NULL);
 	session_own_header(s);
-	b = session_buf();
-	buf_adds(b, "<stream:features>");
-	if (session_may_starttls(s))
-		buf_adds(b, "<starttls xmlns='" NS_TLS "'/>");
-	buf_add(b, f.data, f.len);
-	buf_adds(b, "</stream:features>");
-	session_to_client(s, b);
+	session_features(s, &f);
 	buf_free(&f);
 	s->up_lazy = 1;
 	s->state = SS_RELAY;

@@ -84,6 +84,8 @@ void		 session_flush(struct session *);
 void		 output_free(struct session *);		/* S is being freed */
 void		 output_shutdown(struct session_ctx *);
 void		 session_new_client_parser(struct session *);
+/* BODY (a backend's features, less <starttls/>) as the client's features. */
+void		 session_features(struct session *, const struct buf *body);
 /* 1 while the client may still take the optional STARTTLS of its listener. */
 int		 session_may_starttls(const struct session *);
 /* Peer text for a log line: control characters become '?'. */

@@ -169,7 +169,7 @@ static void
 upstream_features(struct session *s, const struct xml_node *n)
 {
 	const struct xml_node	*c;
-	struct buf		 body, *b;
+	struct buf		 body;
 
 	buf_init(&body);
 	for (c = n->child; c != NULL; c = c->next) {
@@ -188,15 +188,7 @@ upstream_features(struct session *s, const struct xml_node *n)
 		buf_free(&body);
 		return;
 	}
-	b = session_buf();
-	buf_adds(b, "<stream:features>");
-	/* TLS ends at proxyd: the offer is proxyd's own, where the listener
-	 * makes it optional. */
-	if (session_may_starttls(s))
-		buf_adds(b, "<starttls xmlns='" NS_TLS "'/>");
-	buf_add(b, body.data, body.len);
-	buf_adds(b, "</stream:features>");
-	session_to_client(s, b);
+	session_features(s, &body);
 	buf_free(&body);
 }
 

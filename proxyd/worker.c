@@ -227,6 +227,15 @@ worker_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	worker_post(w, worker_accept_job, a);
 }
 
+/* The domains placed by W's view and configuration; its sessions follow. */
+static void
+worker_place(struct worker *w)
+{
+	placement_table_update(w->ctx.placed, &w->view, w->ctx.conf->domains,
+	    w->ctx.conf->ndomains);
+	move_view_changed(&w->ctx, &w->view);
+}
+
 static void
 worker_view_job(struct worker *w, void *arg)
 {
@@ -235,9 +244,7 @@ worker_view_job(struct worker *w, void *arg)
 	pview_free(&w->view);
 	w->view = *v;
 	free(v);
-	placement_table_update(w->ctx.placed, &w->view, w->ctx.conf->domains,
-	    w->ctx.conf->ndomains);
-	move_view_changed(&w->ctx, &w->view);
+	worker_place(w);
 }
 
 /* Each view, in order: the worker places the domains as the main thread
@@ -266,11 +273,8 @@ worker_swap_job(struct worker *w, void *arg)
 	w->ctx.conf = s->conf;
 	w->ctx.tls = s->tls;
 	w->ctx.up_tls = s->up_tls;
-	if (s->place) {
-		placement_table_update(w->ctx.placed, &w->view, w->ctx.conf->domains,
-		    w->ctx.conf->ndomains);
-		move_view_changed(&w->ctx, &w->view);
-	}
+	if (s->place)
+		worker_place(w);
 }
 
 /* A reload: W uses the new configuration when this returns. */
