@@ -31,7 +31,7 @@ buf_reset(struct buf *b)
 		b->data[0] = '\0';
 }
 
-static void
+void
 buf_reserve(struct buf *b, size_t more)
 {
 	size_t	need;

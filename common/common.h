@@ -58,6 +58,7 @@ struct buf {
 void		 buf_init(struct buf *);
 void		 buf_free(struct buf *);
 void		 buf_reset(struct buf *);
+void		 buf_reserve(struct buf *, size_t);	/* room for N more and a NUL */
 void		 buf_add(struct buf *, const void *, size_t);
 void		 buf_adds(struct buf *, const char *);
 void		 buf_addc(struct buf *, char);

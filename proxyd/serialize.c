@@ -36,28 +36,68 @@ static const unsigned char serialize_class[256] = {
 	['\''] = E_ATTR, ['"'] = E_ATTR,
 };
 
-static const char *
-serialize_entity(unsigned char c)
+/*
+ * Appends without the NUL: the public functions end the buffer once.  These
+ * run for every byte proxyd relays, so they stay inline, and the literals'
+ * lengths are known at compile time (SER_LIT).
+ */
+static inline void
+ser_put(struct buf *b, const void *p, size_t n)
+{
+	if (b->cap - b->len < n + 1)
+		buf_reserve(b, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+#define SER_LIT(b, lit)	ser_put((b), (lit), sizeof(lit) - 1)
+
+static inline void
+ser_putc(struct buf *b, char c)
+{
+	if (b->cap - b->len < 2)
+		buf_reserve(b, 1);
+	b->data[b->len++] = c;
+}
+
+static void
+ser_end(struct buf *b)
+{
+	buf_reserve(b, 0);
+	b->data[b->len] = '\0';
+}
+
+static void
+serialize_entity(struct buf *b, unsigned char c)
 {
 	switch (c) {
 	case '&':
-		return "&amp;";
+		SER_LIT(b, "&amp;");
+		break;
 	case '<':
-		return "&lt;";
+		SER_LIT(b, "&lt;");
+		break;
 	case '>':
-		return "&gt;";
+		SER_LIT(b, "&gt;");
+		break;
 	case '\r':
-		return "&#13;";
+		SER_LIT(b, "&#13;");
+		break;
 	case '\'':
-		return "&apos;";
+		SER_LIT(b, "&apos;");
+		break;
 	case '"':
-		return "&quot;";
+		SER_LIT(b, "&quot;");
+		break;
 	case '\t':
-		return "&#9;";
+		SER_LIT(b, "&#9;");
+		break;
 	case '\n':
-		return "&#10;";
+		SER_LIT(b, "&#10;");
+		break;
 	default:
-		return "\xef\xbf\xbd";
+		SER_LIT(b, "\xef\xbf\xbd");
+		break;
 	}
 }
 
@@ -71,28 +111,33 @@ serialize_escape(struct buf *b, const char *s, size_t n, int attr)
 	for (i = 0; i < n; i++) {
 		if ((k = serialize_class[p[i]]) == E_PLAIN || (k == E_ATTR && !attr))
 			continue;
-		buf_add(b, s + run, i - run);
-		buf_adds(b, serialize_entity(p[i]));
+		ser_put(b, s + run, i - run);
+		serialize_entity(b, p[i]);
 		run = i + 1;
 	}
-	buf_add(b, s + run, n - run);
+	ser_put(b, s + run, n - run);
 }
 
 void
 serialize_text(struct buf *b, const char *s, size_t n)
 {
 	serialize_escape(b, s, n, 0);
+	ser_end(b);
 }
 
 void
 serialize_attr_value(struct buf *b, const char *s, size_t n)
 {
 	serialize_escape(b, s, n, 1);
+	ser_end(b);
 }
 
+/* The parser shares a child's URI with its parent's: equal pointers first. */
 static int
 serialize_ns_eq(const char *a, const char *b)
 {
+	if (a == b)
+		return 1;
 	if (a == NULL || *a == '\0')
 		return b == NULL || *b == '\0';
 	return b != NULL && strcmp(a, b) == 0;
@@ -101,7 +146,7 @@ serialize_ns_eq(const char *a, const char *b)
 static int
 serialize_is(const char *ns, const char *uri)
 {
-	return ns != NULL && strcmp(ns, uri) == 0;
+	return ns == uri || (ns != NULL && strcmp(ns, uri) == 0);
 }
 
 static int
@@ -132,25 +177,25 @@ serialize_attrs(struct buf *b, const struct xml_node *n)
 
 	for (i = 0; i < n->nattrs; i++) {
 		a = &n->attrs[i];
-		buf_addc(b, ' ');
+		ser_putc(b, ' ');
 		if (a->ns == NULL || *a->ns == '\0')
 			;
 		else if (serialize_is(a->ns, XML_NS_XML))
-			buf_adds(b, "xml:");
+			SER_LIT(b, "xml:");
 		else if (serialize_is(a->ns, XML_NS_STREAMS))
-			buf_adds(b, "stream:");
+			SER_LIT(b, "stream:");
 		else {
 			if ((k = serialize_prefix_of(n, i)) == i) {
 				buf_printf(b, "xmlns:ns%zu='", k);
-				serialize_attr_value(b, a->ns, strlen(a->ns));
-				buf_adds(b, "' ");
+				serialize_escape(b, a->ns, strlen(a->ns), 1);
+				SER_LIT(b, "' ");
 			}
 			buf_printf(b, "ns%zu:", k);
 		}
-		buf_adds(b, a->name);
-		buf_adds(b, "='");
-		serialize_attr_value(b, a->value, a->vlen);
-		buf_addc(b, '\'');
+		ser_put(b, a->name, strlen(a->name));
+		SER_LIT(b, "='");
+		serialize_escape(b, a->value, a->vlen, 1);
+		ser_putc(b, '\'');
 	}
 }
 
@@ -158,41 +203,43 @@ static void
 serialize_elem(struct buf *b, const struct xml_node *n, const char *dflt)
 {
 	const struct xml_node	*c;
-	const char		*inner = dflt, *prefix = NULL;
+	const char		*inner = dflt, *prefix = "";
+	size_t			 plen = 0, nlen = strlen(n->name);
 
 	/* The XML namespace may never be a default one: it keeps its prefix. */
-	if (serialize_is(n->ns, XML_NS_STREAMS))
+	if (serialize_is(n->ns, XML_NS_STREAMS)) {
 		prefix = "stream:";
-	else if (serialize_is(n->ns, XML_NS_XML))
+		plen = sizeof("stream:") - 1;
+	} else if (serialize_is(n->ns, XML_NS_XML)) {
 		prefix = "xml:";
-	buf_addc(b, '<');
-	if (prefix != NULL)
-		buf_adds(b, prefix);
-	buf_adds(b, n->name);
-	if (prefix == NULL && !serialize_ns_eq(n->ns, dflt)) {
-		buf_adds(b, " xmlns='");
+		plen = sizeof("xml:") - 1;
+	}
+	ser_putc(b, '<');
+	ser_put(b, prefix, plen);
+	ser_put(b, n->name, nlen);
+	if (plen == 0 && !serialize_ns_eq(n->ns, dflt)) {
+		SER_LIT(b, " xmlns='");
 		if (n->ns != NULL)
-			serialize_attr_value(b, n->ns, strlen(n->ns));
-		buf_addc(b, '\'');
+			serialize_escape(b, n->ns, strlen(n->ns), 1);
+		ser_putc(b, '\'');
 		inner = n->ns;
 	}
 	serialize_attrs(b, n);
 	if (n->child == NULL) {
-		buf_adds(b, "/>");
+		SER_LIT(b, "/>");
 		return;
 	}
-	buf_addc(b, '>');
+	ser_putc(b, '>');
 	for (c = n->child; c != NULL; c = c->next) {
 		if (c->type == XML_NODE_TEXT)
-			serialize_text(b, c->text, c->len);
+			serialize_escape(b, c->text, c->len, 0);
 		else
 			serialize_elem(b, c, inner);
 	}
-	buf_adds(b, "</");
-	if (prefix != NULL)
-		buf_adds(b, prefix);
-	buf_adds(b, n->name);
-	buf_addc(b, '>');
+	SER_LIT(b, "</");
+	ser_put(b, prefix, plen);
+	ser_put(b, n->name, nlen);
+	ser_putc(b, '>');
 }
 
 void
@@ -205,16 +252,18 @@ serialize_header(struct buf *b, const struct xml_node *root, const char *content
 	buf_adds(b, "' xmlns:stream='" XML_NS_STREAMS "'");
 	if (root != NULL)
 		serialize_attrs(b, root);
-	buf_addc(b, '>');
+	ser_putc(b, '>');
+	ser_end(b);
 }
 
 void
 serialize_stanza(struct buf *b, const struct xml_node *n, const char *content_ns)
 {
 	if (n->type == XML_NODE_TEXT)
-		serialize_text(b, n->text, n->len);
+		serialize_escape(b, n->text, n->len, 0);
 	else
 		serialize_elem(b, n, content_ns != NULL ? content_ns : XML_NS_CLIENT);
+	ser_end(b);
 }
 
 void

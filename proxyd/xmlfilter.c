@@ -490,6 +490,27 @@ xmlfilter_step(struct xmlfilter *f, unsigned char b, int chr)
 }
 
 /*
+ * Which bytes the plain loops may skip in each state: printable ASCII but
+ * the bytes that state acts on.  One table lookup per byte; the table is a
+ * constant expression, so it is built by the compiler.
+ */
+enum { P_TEXT = 1, P_APOS = 2, P_QUOT = 4, P_TAG = 8, P_CDATA = 16 };
+
+#define P_OF(c)	((c) < 0x20 || (c) >= 0x80 ? 0 :			\
+	((c) != '<' && (c) != '&' ? P_TEXT : 0) |			\
+	((c) != '\'' ? P_APOS : 0) | ((c) != '"' ? P_QUOT : 0) |	\
+	((c) != '>' && (c) != '\'' && (c) != '"' && (c) != '=' &&	\
+	    (c) != '/' ? P_TAG : 0) |					\
+	((c) != ']' && (c) != '>' ? P_CDATA : 0))
+#define P_4(c)	P_OF(c), P_OF((c) + 1), P_OF((c) + 2), P_OF((c) + 3)
+#define P_16(c)	P_4(c), P_4((c) + 4), P_4((c) + 8), P_4((c) + 12)
+#define P_64(c)	P_16(c), P_16((c) + 16), P_16((c) + 32), P_16((c) + 48)
+
+static const uint8_t xmlfilter_plain_tab[256] = {
+	P_64(0), P_64(64), P_64(128), P_64(192)
+};
+
+/*
  * How many bytes from P on change nothing but counters: the common case of
  * text, attribute values and names, skipped without the state machine.
  */
@@ -497,28 +518,31 @@ static size_t
 xmlfilter_plain(const struct xmlfilter *f, const unsigned char *p, size_t n)
 {
 	size_t	j = 0;
+	uint8_t	m;
 
 	switch (f->state) {
 	case S_TEXT:
 		if (f->depth < 2)
 			return 0;
-		while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '<' && p[j] != '&')
-			j++;
+		m = P_TEXT;
 		break;
 	case S_QUOTE:
-		while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != f->quote)
-			j++;
+		m = f->quote == '\'' ? P_APOS : P_QUOT;
 		break;
 	case S_TAG:
-		while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '>' &&
-		    p[j] != '\'' && p[j] != '"' && p[j] != '=' && p[j] != '/')
-			j++;
+		m = P_TAG;
 		break;
 	case S_CDATA:
-		while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != ']' && p[j] != '>')
-			j++;
+		m = P_CDATA;
 		break;
+	default:
+		return 0;
 	}
+	while (j + 4 <= n && (xmlfilter_plain_tab[p[j]] & xmlfilter_plain_tab[p[j + 1]] &
+	    xmlfilter_plain_tab[p[j + 2]] & xmlfilter_plain_tab[p[j + 3]] & m))
+		j += 4;
+	while (j < n && (xmlfilter_plain_tab[p[j]] & m))
+		j++;
 	return j;
 }
 
@@ -845,6 +869,42 @@ xmlrepair_byte(struct xmlrepair *r, struct xmlrepair_out *o, unsigned char b)
 	r->nu8 = 1;
 }
 
+/* Printable ASCII that R_TEXT passes as it is; a '<' before one of R_NAME
+ * opens a tag (not "<!" or "<?") and passes too. */
+enum { R_PLAIN = 1, R_NAME = 2 };
+
+#define R_OF(c)	((c) < 0x20 || (c) >= 0x80 ? 0 :				\
+	((c) != '&' && (c) != '<' && (c) != ']' ? R_PLAIN : 0) |		\
+	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') ||		\
+	    (c) == '/' || (c) == '_' || (c) == ':' ? R_NAME : 0))
+#define R_4(c)	R_OF(c), R_OF((c) + 1), R_OF((c) + 2), R_OF((c) + 3)
+#define R_16(c)	R_4(c), R_4((c) + 4), R_4((c) + 8), R_4((c) + 12)
+#define R_64(c)	R_16(c), R_16((c) + 16), R_16((c) + 32), R_16((c) + 48)
+
+static const uint8_t xmlrepair_tab[256] = {
+	R_64(0), R_64(64), R_64(128), R_64(192)
+};
+
+/* How many bytes from P on R_TEXT would copy unchanged; the caller then
+ * clears the "]]" count (none of these is ']'). */
+static size_t
+xmlrepair_plain(const struct xmlrepair *r, const unsigned char *p, size_t n)
+{
+	size_t	j = 0;
+
+	if (n > 0 && p[0] == '>' && r->run >= 2)
+		return 0;			/* "]]>": the slow path escapes it */
+	while (j < n) {
+		if (xmlrepair_tab[p[j]] & R_PLAIN)
+			j++;
+		else if (p[j] == '<' && j + 1 < n && (xmlrepair_tab[p[j + 1]] & R_NAME))
+			j += 2;
+		else
+			break;
+	}
+	return j;
+}
+
 size_t
 xmlfilter_repair(struct xmlrepair *r, const unsigned char *in, size_t n,
     unsigned char *out, size_t cap, size_t *taken)
@@ -856,9 +916,13 @@ xmlfilter_repair(struct xmlrepair *r, const unsigned char *in, size_t n,
 		/* plain ASCII in text or CDATA passes as it is */
 		if (r->need == 0 && (r->state == R_TEXT || r->state == R_CDATA)) {
 			room = cap - o.len - XML_REPAIR_SLACK;
-			for (j = i; j < n && j - i < room && in[j] >= 0x20 && in[j] < 0x80 &&
-			    in[j] != '&' && in[j] != '<' && in[j] != '>' && in[j] != ']'; j++)
-				;
+			room = n - i < room ? n - i : room;
+			if (r->state == R_TEXT)
+				j = i + xmlrepair_plain(r, in + i, room);
+			else
+				for (j = i; j - i < room && in[j] >= 0x20 && in[j] < 0x80 &&
+				    in[j] != '>' && in[j] != ']'; j++)
+					;
 			if (j > i) {
 				xmlrepair_emit(&o, in + i, j - i);
 				r->run = 0;

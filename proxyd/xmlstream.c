@@ -211,6 +211,29 @@ xmlstream_arena_free(struct xmlstream *xs)
 	xs->root = xs->cur = NULL;
 }
 
+/* After a stanza: the first, smallest block is kept for the next one (a
+ * malloc and a free per stanza otherwise); xmlstream_trim frees it. */
+static void
+xmlstream_arena_reset(struct xmlstream *xs)
+{
+	struct xml_block	*b, *first;
+
+	for (first = xs->blocks; first != NULL && first->next != NULL; first = first->next)
+		;
+	if (first == NULL || first->size != XMLS_BLOCK_MIN) {
+		xmlstream_arena_free(xs);
+		return;
+	}
+	while ((b = xs->blocks) != first) {
+		xs->blocks = b->next;
+		xs->mem.used -= sizeof(*b) + b->size;
+		free(b);
+	}
+	first->used = 0;
+	xs->nblocks = 1;
+	xs->root = xs->cur = NULL;
+}
+
 static int
 xmlstream_fail(struct xmlstream *xs, enum xml_cond c, const char *fmt, ...)
 {
@@ -248,11 +271,15 @@ static int
 xmlstream_qname(struct xmlstream *xs, const char *qn, const char *hint,
     const char **ns, const char **name)
 {
-	const char	*sep = strchr(qn, XMLS_SEP);
+	const char	*sep;
 	size_t		 ulen;
 
+	for (sep = qn; *sep != '\0' && *sep != XMLS_SEP; sep++)
+		;
 	*ns = NULL;
-	if (sep != NULL) {
+	if (*sep == '\0')
+		sep = NULL;
+	else {
 		ulen = (size_t)(sep - qn);
 		if (hint != NULL && strncmp(hint, qn, ulen) == 0 && hint[ulen] == '\0')
 			*ns = hint;
@@ -525,7 +552,7 @@ xmlstream_end_cb(void *arg, const XML_Char *name)
 	if (--xs->depth == 1) {
 		if (xs->cb->stanza != NULL)
 			xmlstream_call(xs, xs->cb->stanza(xs->arg, xs->root));
-		xmlstream_arena_free(xs);
+		xmlstream_arena_reset(xs);
 		if (xs->text.cap > 4096)
 			xmlstream_bytes_free(xs, &xs->text);
 	} else if (xs->depth == 0) {
