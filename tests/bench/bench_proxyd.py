@@ -298,6 +298,37 @@ def print_set(title, sat, lat, loads, sat_clients, window):
                   f"{'' if a99 is None else fmt_us(a99):>8}")
 
 
+def filter_floor(body):
+    """tests/tools/filter_cost: proxyd's filter and expat alone, per message,
+    in one thread without the network, on the bench's own messages."""
+    r = subprocess.run([tool("filter_cost"), "-n", "200000", "-r", "3", "-b", str(body)],
+                       capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if r.returncode != 0 or not lines:
+        note(f"filter_cost failed ({r.returncode}): {r.stderr.strip()}")
+        return None
+    return json.loads(lines[-1])
+
+
+def print_floor(fl, sat):
+    """What expat alone costs sets a ceiling on any proxy that parses every
+    byte both ways with it: HAProxy's whole per-message cost on this machine
+    (cores / its msgs/s, the load generator and the backend included) plus
+    expat's is the best such a proxy could do."""
+    print("\n== the floor: expat alone on the same messages (tests/tools/filter_cost, "
+          "one thread, no network)")
+    print(f"  expat, both directions      {fl['expat_ns']:8.0f} ns/msg "
+          f"({fl['bytes_up']} + {fl['bytes_down']} bytes)")
+    print(f"  proxyd's filter + serializer {fl['filter_ns']:7.0f} ns/msg "
+          f"(expat's share {fl['expat_ns'] / fl['filter_ns']:.0%})")
+    if "haproxy" in sat and sat["haproxy"]["msgs_per_s"] > 0:
+        whole = os.cpu_count() / sat["haproxy"]["msgs_per_s"] * 1e9
+        ceiling = whole / (whole + fl["expat_ns"])
+        print(f"  haproxy's whole cost here {whole:,.0f} ns/msg (cores / msgs/s); plus expat: "
+              f"a ceiling of {ceiling:.2f} x haproxy's throughput for any proxy that "
+              f"parses both ways with expat")
+
+
 def verdicts(sat, lat, mem):
     out = []
     if "proxyd 1 worker" in sat and "haproxy 1 thread" in sat:
@@ -386,6 +417,7 @@ def main():
             lat = latency(targets, args, args.clients, 0, sat["proxyd"]["msgs_per_s"])
             report["sets"]["echo"] = {
                 "saturation": sat, "latency": {f"{f}|{n}": r for (f, n), r in lat.items()}}
+            report["floor"] = filter_floor(args.body)
         mem = {}
         if not args.skip_memory:
             note(f"idle memory, N = {args.idle_n}")
@@ -453,6 +485,8 @@ def main():
         for n, m in mem.items():
             print(f"  {n:<20} {m['logged_in']:>10,} {m['rss_before'] / 2**20:>10.1f}Mi "
                   f"{m['rss_after'] / 2**20:>10.1f}Mi {m['per_conn'] / 1024:>9.2f}")
+    if report.get("floor"):
+        print_floor(report["floor"], sat)
     print("\n== against the goals (echo backend; never a failure)")
     for line in verdicts(sat, lat, mem):
         print("  " + line)

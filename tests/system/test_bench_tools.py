@@ -79,3 +79,18 @@ def test_loadgen_and_echo_backend_exchange_messages_directly_and_through_proxyd(
     # The echo backend counted what it routed: both runs' messages.
     counts = json.loads(harness.read_text(log).strip().splitlines()[-1])
     assert counts["logins"] >= 8 and counts["routed"] >= 600, counts
+
+
+def test_filter_cost_runs_proxyds_filter_and_expat_on_the_same_messages():
+    r = subprocess.run([tool("filter_cost"), "-n", "2000", "-r", "1", "-b", "40"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["messages"] == 2000
+    # loadgen's message with a 40-byte body, and echo_xmpp's with a from
+    assert res["bytes_up"] > 130 and res["bytes_down"] > res["bytes_up"]
+    # the filter runs expat and more: it cannot be cheaper than expat alone
+    assert 0 < res["expat_ns"] < res["filter_ns"]
+    bad = subprocess.run([tool("filter_cost"), "-n", "zero"], capture_output=True, text=True,
+                         timeout=10)
+    assert bad.returncode != 0 and "not a number" in bad.stderr

@@ -1,0 +1,210 @@
+/*
+ * filter_cost.c: what proxyd's XML filter costs per relayed message, in one
+ * thread with no network, next to what expat alone costs on the same bytes:
+ * the floor under any proxy that has expat parse every byte both ways.
+ *
+ *   filter_cost [-n MESSAGES] [-b BODY_BYTES] [-c CHUNK_BYTES] [-r ROUNDS]
+ *   prints one JSON line: nanoseconds per message for each stage.
+ *
+ * The messages are those of bench_proxyd.py's load: what tests/tools/loadgen
+ * sends toward the backend and what tests/tools/echo_xmpp sends back, in
+ * reads of CHUNK bytes (a busy socket's read holds several stanzas).  The
+ * client side is xmlstream (lexer, expat, tree) plus the serializer; the
+ * backend side is the same with the repair stage in front.  "expat" is a
+ * namespace-aware expat parser with empty handlers, fed the same chunks.
+ */
+#include <expat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proxyd.h"
+
+struct cost_run {
+	struct buf	 out;
+	uint64_t	 stanzas;
+};
+
+static const char cost_header[] = "<?xml version='1.0'?><stream:stream "
+    "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+    "to='example.test' version='1.0'>";
+
+static void
+cost_usage(void)
+{
+	fprintf(stderr, "usage: filter_cost [-n messages] [-b body_bytes] "
+	    "[-c chunk_bytes] [-r rounds]\n");
+	exit(2);
+}
+
+/* The stream one side sees: the header, then N messages. */
+static void
+cost_stream(struct buf *b, size_t n, size_t body, int from_backend)
+{
+	char	*pad = xcalloc(1, body + 1);
+	size_t	 i;
+
+	memset(pad, 'x', body);
+	buf_adds(b, cost_header);
+	for (i = 0; i < n; i++) {
+		if (from_backend)
+			buf_printf(b, "<message from='u%zu@example.test/bench' "
+			    "to='u%zu@example.test/bench' type='chat'><body>%zu "
+			    "%llu %s</body></message>", i % 100, (i + 1) % 100, i,
+			    (unsigned long long)(1700000000000000000ull + i * 977), pad);
+		else
+			buf_printf(b, "<message to='u%zu@example.test/bench' "
+			    "type='chat'><body>%zu %llu %s</body></message>",
+			    (i + 1) % 100, i,
+			    (unsigned long long)(1700000000000000000ull + i * 977), pad);
+	}
+	free(pad);
+}
+
+static void XMLCALL
+cost_start_cb(void *arg, const XML_Char *name, const XML_Char **atts)
+{
+}
+
+static void XMLCALL
+cost_end_cb(void *arg, const XML_Char *name)
+{
+}
+
+static void XMLCALL
+cost_text_cb(void *arg, const XML_Char *s, int len)
+{
+}
+
+static double
+cost_expat(const struct buf *in, size_t chunk)
+{
+	XML_Parser	p;
+	uint64_t	t0;
+	size_t		off, k;
+
+	if ((p = XML_ParserCreateNS("UTF-8", '\xff')) == NULL)
+		fatalx("XML_ParserCreateNS failed");
+	XML_SetElementHandler(p, cost_start_cb, cost_end_cb);
+	XML_SetCharacterDataHandler(p, cost_text_cb);
+	t0 = now_mono_ns();
+	for (off = 0; off < in->len; off += k) {
+		k = in->len - off < chunk ? in->len - off : chunk;
+		if (XML_Parse(p, in->data + off, (int)k, 0) != XML_STATUS_OK)
+			fatalx("expat: %s", XML_ErrorString(XML_GetErrorCode(p)));
+	}
+	t0 = now_mono_ns() - t0;
+	XML_ParserFree(p);
+	return (double)t0;
+}
+
+static int
+cost_stanza_cb(void *arg, const struct xml_node *n)
+{
+	struct cost_run	*r = arg;
+
+	serialize_stanza(&r->out, n, NULL);
+	r->stanzas++;
+	return 0;
+}
+
+static const struct xmlstream_cb cost_cbs = { NULL, cost_stanza_cb, NULL };
+
+/* proxyd's path: the filter and the serializer, output dropped per read. */
+static double
+cost_filter(const struct buf *in, size_t chunk, int flags, size_t want)
+{
+	struct xml_limits	 lim;
+	struct xmlstream	*xs;
+	struct cost_run		 r;
+	uint64_t		 t0;
+	size_t			 off, k;
+
+	memset(&r, 0, sizeof(r));
+	buf_init(&r.out);
+	xmlfilter_limits_default(&lim);
+	xs = xmlstream_new(&lim, NULL, flags | XMLS_KEEP, &cost_cbs, &r);
+	xmlstream_set_auth(xs, 1);
+	t0 = now_mono_ns();
+	for (off = 0; off < in->len; off += k) {
+		k = in->len - off < chunk ? in->len - off : chunk;
+		if (xmlstream_feed(xs, in->data + off, k) != XMLS_OK)
+			fatalx("xmlstream: %s", xmlstream_error_text(xs));
+		buf_reset(&r.out);
+	}
+	t0 = now_mono_ns() - t0;
+	if (r.stanzas != want)
+		fatalx("xmlstream passed %llu stanzas of %zu",
+		    (unsigned long long)r.stanzas, want);
+	xmlstream_free(xs);
+	buf_free(&r.out);
+	return (double)t0;
+}
+
+static size_t
+cost_num(const char *s, size_t min, size_t max)
+{
+	char			*end;
+	unsigned long long	 v;
+
+	v = strtoull(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end != '\0' || v < min || v > max)
+		fatalx("'%s' is not a number in %zu..%zu", s, min, max);
+	return (size_t)v;
+}
+
+static double
+cost_min(double a, double b)
+{
+	return a < b ? a : b;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct buf	 up, down;
+	size_t		 n = 200000, body = 0, chunk = 4096, rounds = 3, i;
+	double		 e_up = 1e300, e_down = 1e300, f_up = 1e300, f_down = 1e300;
+	int		 ch;
+
+	while ((ch = getopt(argc, argv, "n:b:c:r:")) != -1) {
+		switch (ch) {
+		case 'n':
+			n = cost_num(optarg, 1, 10000000);
+			break;
+		case 'b':
+			body = cost_num(optarg, 0, 65536);
+			break;
+		case 'c':
+			chunk = cost_num(optarg, 64, 1 << 20);
+			break;
+		case 'r':
+			rounds = cost_num(optarg, 1, 100);
+			break;
+		default:
+			cost_usage();
+		}
+	}
+	if (optind != argc)
+		cost_usage();
+	buf_init(&up);
+	buf_init(&down);
+	cost_stream(&up, n, body, 0);
+	cost_stream(&down, n, body, 1);
+	for (i = 0; i < rounds; i++) {
+		e_up = cost_min(e_up, cost_expat(&up, chunk));
+		e_down = cost_min(e_down, cost_expat(&down, chunk));
+		f_up = cost_min(f_up, cost_filter(&up, chunk, 0, n));
+		f_down = cost_min(f_down, cost_filter(&down, chunk, XMLS_REPAIR, n));
+	}
+	printf("{\"messages\":%zu,\"bytes_up\":%zu,\"bytes_down\":%zu,"
+	    "\"expat_up_ns\":%.1f,\"expat_down_ns\":%.1f,"
+	    "\"filter_up_ns\":%.1f,\"filter_down_ns\":%.1f,"
+	    "\"expat_ns\":%.1f,\"filter_ns\":%.1f}\n",
+	    n, up.len / n, down.len / n, e_up / n, e_down / n, f_up / n, f_down / n,
+	    (e_up + e_down) / n, (f_up + f_down) / n);
+	buf_free(&up);
+	buf_free(&down);
+	return 0;
+}
