@@ -28,9 +28,11 @@ session_buf(void)
 
 /*
  * Relayed stanzas toward a plain socket are gathered per session and written
- * at the end of the loop turn, straight to the socket when its bufferevent
- * holds nothing: one write for all the stanzas one read produced, and no
- * write-event round trip (two epoll_ctl and a loop turn per message).  What
+ * at the end of the read that produced them (the read callbacks flush) or at
+ * the latest at the end of the loop turn, straight to the socket when its
+ * bufferevent holds nothing: one write for all the stanzas one read
+ * produced, no write-event round trip (two epoll_ctl and a loop turn per
+ * message), and no wait for the other sessions of the turn.  What
  * the socket does not take goes to the bufferevent, which keeps the order,
  * the watermarks and the error reporting.
  */
@@ -42,8 +44,12 @@ session_gather(struct session *s, struct buf **pp, const struct buf *b)
 	if (ctx->ev_flush == NULL)
 		ctx->ev_flush = event_new(ctx->base, -1, 0, session_flush_cb, ctx);
 	if (*pp == NULL) {
-		*pp = xcalloc(1, sizeof(**pp));
-		buf_init(*pp);
+		if (ctx->nspare > 0)
+			*pp = ctx->spare[--ctx->nspare];
+		else {
+			*pp = xcalloc(1, sizeof(**pp));
+			buf_init(*pp);
+		}
 	}
 	buf_add(*pp, b->data, b->len);
 	if (!s->dirty) {
@@ -59,10 +65,26 @@ session_gather(struct session *s, struct buf **pp, const struct buf *b)
 		session_flush(s);
 }
 
+/* A flushed gather buffer: kept for the next turn unless it grew big. */
+static void
+session_spare(struct session_ctx *ctx, struct buf **pp)
+{
+	struct buf	*p = *pp;
+
+	*pp = NULL;
+	if (ctx->nspare < SESSION_SPARE && p->cap <= 16384) {
+		p->len = 0;
+		ctx->spare[ctx->nspare++] = p;
+		return;
+	}
+	buf_free(p);
+	free(p);
+}
+
 /* Writes P to BEV's socket (or behind what BEV still holds); 1: BEV's
  * output is past the high-water mark, the other side must stop reading. */
 static int
-session_flush_side(struct bufferevent *bev, struct buf **pp)
+session_flush_side(struct session_ctx *ctx, struct bufferevent *bev, struct buf **pp)
 {
 	struct buf	*p = *pp;
 	struct evbuffer	*out;
@@ -72,9 +94,7 @@ session_flush_side(struct bufferevent *bev, struct buf **pp)
 		return 0;
 	if (bev == NULL) {
 		/* That side went away: its bytes go with it. */
-		buf_free(p);
-		free(p);
-		*pp = NULL;
+		session_spare(ctx, pp);
 		return 0;
 	}
 	out = bufferevent_get_output(bev);
@@ -85,9 +105,7 @@ session_flush_side(struct bufferevent *bev, struct buf **pp)
 	}
 	if ((size_t)n < p->len)
 		bufferevent_write(bev, p->data + n, p->len - (size_t)n);
-	buf_free(p);
-	free(p);
-	*pp = NULL;
+	session_spare(ctx, pp);
 	return evbuffer_get_length(out) > SESSION_HIGH_WATER;
 }
 
@@ -95,11 +113,11 @@ void
 session_flush(struct session *s)
 {
 	if (s->cpend != NULL) {
-		if (session_flush_side(s->cbev, &s->cpend) && s->ubev != NULL)
+		if (session_flush_side(s->ctx, s->cbev, &s->cpend) && s->ubev != NULL)
 			bufferevent_disable(s->ubev, EV_READ);
 	}
 	if (s->upend != NULL) {
-		if (session_flush_side(s->ubev, &s->upend) && s->cbev != NULL)
+		if (session_flush_side(s->ctx, s->ubev, &s->upend) && s->cbev != NULL)
 			bufferevent_disable(s->cbev, EV_READ);
 	}
 }
@@ -130,16 +148,10 @@ output_free(struct session *s)
 		*pp = s->dnext;
 		s->dirty = 0;
 	}
-	if (s->cpend != NULL) {
-		buf_free(s->cpend);
-		free(s->cpend);
-		s->cpend = NULL;
-	}
-	if (s->upend != NULL) {
-		buf_free(s->upend);
-		free(s->upend);
-		s->upend = NULL;
-	}
+	if (s->cpend != NULL)
+		session_spare(s->ctx, &s->cpend);
+	if (s->upend != NULL)
+		session_spare(s->ctx, &s->upend);
 }
 
 void
@@ -149,6 +161,10 @@ output_shutdown(struct session_ctx *ctx)
 		event_free(ctx->ev_flush);
 	ctx->ev_flush = NULL;
 	ctx->flush_armed = 0;
+	while (ctx->nspare > 0) {
+		buf_free(ctx->spare[--ctx->nspare]);
+		free(ctx->spare[ctx->nspare]);
+	}
 	buf_free(&session_out);
 }
 
