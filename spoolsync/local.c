@@ -681,6 +681,44 @@ sync_move_dir(struct spoolsync *sp, const char *from, const char *to)
 		sync_check_tree(sp, to, 0);
 }
 
+static int
+sync_live_dir(const struct st_rec *r)
+{
+	return r != NULL && !r->deleted && r->type == MF_DIR;
+}
+
+/*
+ * A directory goes out before what it holds.  Its entry can pop after its
+ * files' (a chmod coalesced into its MKDIR makes it due later), and a file
+ * that reaches a peer first has the peer make the directory with guessed
+ * attributes, on another thread than the directory's own MKDIR: the guess
+ * may land last.  So PATH's ancestors with no live record (nearly always
+ * none: one lookup, the parent's) are looked at first, top down.
+ */
+static void
+sync_check_parents(struct spoolsync *sp, const char *path)
+{
+	char	 dir[PATH_REL_MAX + 1], *s;
+	size_t	 len = strlen(path), live = 0;
+
+	if (len > PATH_REL_MAX)
+		return;
+	memcpy(dir, path, len + 1);
+	while ((s = strrchr(dir, '/')) != NULL) {
+		*s = '\0';
+		if (sync_live_dir(state_get(sp->st, dir))) {
+			live = (size_t)(s - dir) + 1;
+			break;
+		}
+	}
+	memcpy(dir, path, len + 1);
+	for (s = strchr(dir + live, '/'); s != NULL; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		sync_check_and_enqueue(sp, dir);
+		*s = '/';
+	}
+}
+
 static void
 sync_handle_entry(struct spoolsync *sp, struct queue_entry *e)
 {
@@ -691,6 +729,8 @@ sync_handle_entry(struct spoolsync *sp, struct queue_entry *e)
 			sync_move_file(sp, e->from, e->path);
 		return;
 	}
+	if (e->kind != QUEUE_DELETE)
+		sync_check_parents(sp, e->path);
 	sync_check_and_enqueue(sp, e->path);
 }
 

@@ -191,6 +191,7 @@ send_mkdir(struct link *l, struct op *op, const struct st_rec *r)
 	msg_init(&m, WIRE_MKDIR);
 	m.mkdir.path = op->it->path;
 	send_attr(&m.mkdir.attr, r);
+	op->attr = m.mkdir.attr;	/* what the peer holds once it acks */
 	send_simple(l, op, &m);
 }
 

@@ -464,8 +464,16 @@ sync_op_ok(struct link *l, struct op *op, struct item *it)
 		p->bytes_matched += op->matched;
 		break;
 	case WIRE_MKDIR:
-		if ((r = state_get(sp->st, it->path)) != NULL && !r->deleted)
-			pk_set_from_rec(p, r);
+		if ((r = state_get(sp->st, it->path)) == NULL || r->deleted)
+			break;
+		/* What went out, not what the record says now: a chmod seen
+		 * since then is still owed to the peer. */
+		pk_set_from_rec(p, r);
+		k = pmap_get(p->pk, it->path);
+		k->type = MF_DIR;
+		k->mode = op->attr.mode;
+		k->uid = op->attr.uid;
+		k->gid = op->attr.gid;
 		break;
 	case WIRE_DELETE:
 		pk_forget(p, it->path, 1);
