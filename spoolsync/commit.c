@@ -488,6 +488,14 @@ recv_sig_prefetch(struct spoolsync *sp, const char *path)
 }
 
 static void
+commit_uncount(struct link *l, const struct commit *c)
+{
+	l->ncommits--;
+	l->ncommits_fds -= (size_t)c->fds;
+	l->commit_mem -= c->mem;
+}
+
+static void
 commit_done(struct commit *c, int cancelled)
 {
 	struct spoolsync	*sp = c->sp;
@@ -498,7 +506,7 @@ commit_done(struct commit *c, int cancelled)
 
 	if (l != NULL) {
 		TAILQ_REMOVE(&l->commits, c, entry);
-		l->ncommits--;
+		commit_uncount(l, c);
 		link_pump_soon(l);	/* reading may resume */
 	}
 	if (rx->conflict) {
@@ -633,8 +641,9 @@ cbatch_start(struct spoolsync *sp)
 	bg_submit(sp->bg_commit, cbatch_prep_run, cbatch_prep_done, b);
 }
 
-/* Files waiting for the committer hold two descriptors each: at most a
- * third of what the process may open, whatever SYNC_COMMIT_MAX says. */
+/* Files waiting for the committer hold two descriptors each (small ones
+ * none: the committer opens their temp file): at most a third of what the
+ * process may open, whatever SYNC_COMMIT_FDS_MAX says. */
 size_t
 recv_commit_max(void)
 {
@@ -642,12 +651,25 @@ recv_commit_max(void)
 	struct rlimit	rl;
 
 	if (max == 0) {
-		max = SYNC_COMMIT_MAX;
+		max = SYNC_COMMIT_FDS_MAX;
 		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur !=
 		    RLIM_INFINITY && rl.rlim_cur / 6 < max)
 			max = rl.rlim_cur / 6 > 16 ? rl.rlim_cur / 6 : 16;
 	}
 	return max;
+}
+
+/*
+ * A wide window of small files keeps every stage busy while a batch waits
+ * for its syncfs; what they may hold is bounded in files, in descriptors
+ * and in bytes.
+ */
+int
+recv_commit_full(const struct link *l)
+{
+	return l->ncommits >= SYNC_COMMIT_MAX ||
+	    l->ncommits_fds >= recv_commit_max() ||
+	    l->commit_mem >= SYNC_COMMIT_MEM_MAX;
 }
 
 void
@@ -672,8 +694,13 @@ recv_commit(struct link *l, struct rx *rx, const struct apply_meta *m)
 	c->rx = rx;
 	c->m = *m;
 	TAILQ_INSERT_TAIL(&l->commits, c, entry);
+	c->fds = !rx->mem;
+	c->mem = rx->mem ? rx->body.len : 0;
+	l->ncommits++;
+	l->ncommits_fds += (size_t)c->fds;
+	l->commit_mem += c->mem;
 	/* A peer that does not wait for acks does not fill the disk either. */
-	if (++l->ncommits >= recv_commit_max())
+	if (recv_commit_full(l))
 		link_pause_read(l, 1);
 	TAILQ_INSERT_TAIL(&sp->commit_wait, c, wentry);
 	cbatch_start(sp);
@@ -694,7 +721,7 @@ recv_shutdown(struct spoolsync *sp)
 		TAILQ_REMOVE(&sp->commit_wait, c, wentry);
 		if (c->l != NULL) {
 			TAILQ_REMOVE(&c->l->commits, c, entry);
-			c->l->ncommits--;
+			commit_uncount(c->l, c);
 		}
 		commit_done(c, 1);
 	}

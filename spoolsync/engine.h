@@ -26,9 +26,11 @@ struct evp_md_ctx_st;
 #define LINK_OUT_MAX		(64 * 1024 * 1024)	/* a peer that never reads */
 #define LINK_FRAMES_PER_READ	256
 #define LINK_IO_MAX		(256 * 1024)	/* bytes a read or write syscall */
-#define SYNC_WINDOW		4096	/* changes in flight per link */
+#define SYNC_WINDOW		16384	/* changes in flight per link */
 #define SYNC_OPEN_MAX		64	/* of those, not yet wholly sent (< SYNC_RX_MAX) */
-#define SYNC_COMMIT_MAX		4096	/* received files being committed per link */
+#define SYNC_COMMIT_MAX		16384	/* received files being committed per link */
+#define SYNC_COMMIT_FDS_MAX	4096	/* of those, holding descriptors (not small) */
+#define SYNC_COMMIT_MEM_MAX	(64 * 1024 * 1024)	/* small ones' bytes held */
 #define SYNC_PUMP_BUDGET	(2 * 1024 * 1024)	/* bytes per pump turn */
 #define SYNC_SMALL_MAX		(1024 * 1024)	/* read and hashed on the loop */
 #define SYNC_RX_MAX		256	/* files arriving at once on a link */
@@ -93,6 +95,7 @@ struct op {
 	TAILQ_ENTRY(op)	 entry;
 	struct link	*l;
 	struct item	*it;
+	uint64_t	 since_ms;	/* it->since_ms: the lag is read without it */
 	int		 type;		/* WIRE_* sent: FILE_BEGIN, DELETE, ... */
 	enum op_stage	 stage;
 	uint64_t	 seq;		/* frame acked by seq (not FILE_BEGIN) */
@@ -159,6 +162,8 @@ struct commit {
 	int		 ran, rc, e;
 	int		 stale;		/* the content check failed */
 	int		 blocked;	/* a directory is where the file goes */
+	int		 fds;		/* counted in l->ncommits_fds */
+	uint64_t	 mem;		/* counted in l->commit_mem */
 	char		 err[512];
 };
 TAILQ_HEAD(commitq, commit);
@@ -189,6 +194,8 @@ struct mfsend {
 	int		 ready;
 	struct link	*l;
 	struct mfreq	*req;		/* the local build it waits for */
+	struct event	*ev_wait;	/* deferred while we ship: the cap */
+	int		 waiting;	/* deferred: no build asked for yet */
 };
 TAILQ_HEAD(mfsendq, mfsend);
 
@@ -229,6 +236,8 @@ struct link {
 	size_t		 nsigs;
 	struct commitq	 commits;	/* files being committed by workers */
 	size_t		 ncommits;
+	size_t		 ncommits_fds;	/* of those, holding descriptors */
+	uint64_t	 commit_mem;	/* small files' bytes they hold */
 	uint64_t	 last_file_ms;	/* monotonic: the last FILE_BEGIN */
 	/* manifests */
 	struct mfsendq	 mfs;
@@ -247,6 +256,8 @@ struct ae {
 	struct buf	 remote_buf;
 	int		 have_remote;
 	struct mfreq	*req;		/* our local manifest request */
+	int		 wait_rescan;	/* the local side: the rescan's listing */
+	int		 local_rescan;	/* ae->local is that listing (reconciled) */
 	/* results */
 	uint64_t	 runs;
 	uint64_t	 done_ms;	/* monotonic: the last one that completed */
@@ -336,6 +347,7 @@ struct spoolsync {
 	int		 mf_building;
 	int		 rescan_done;
 	struct rescan	*rescan_run;	/* a rescan's records, made a slice a turn */
+	int		 rescan_listing;	/* rescan listings being built */
 	struct event	*ev_gc, *ev_qkick;
 	struct repair	*repair;
 	/* figures */
@@ -455,7 +467,9 @@ int		 rx_clear_way(struct link *, struct rx *, char *err, size_t errlen);
 
 /* commit.c: received files made durable and renamed, off the loop */
 void		 recv_commit(struct link *, struct rx *, const struct apply_meta *);
-size_t		 recv_commit_max(void);	/* commits per link before reading waits */
+size_t		 recv_commit_max(void);	/* such commits holding descriptors */
+/* 1 when L's commits are as many (or hold as much) as reading may let in. */
+int		 recv_commit_full(const struct link *);
 struct sigcache	*recv_sigcache(struct spoolsync *);
 void		 recv_shutdown(struct spoolsync *);
 

@@ -273,7 +273,7 @@ static int
 mf_cache_hit(const struct mf_entry *p, const struct stat *st)
 {
 	return p != NULL && p->type == MF_FILE &&
-	    (p->flags & (MF_F_RACY | MF_F_UNSTABLE)) == 0 &&
+	    (p->flags & (MF_F_RACY | MF_F_UNSTABLE | MF_F_NOHASH)) == 0 &&
 	    p->size == (uint64_t)st->st_size &&
 	    p->mtime_ns == mf_ts_ns(&st->st_mtim) &&
 	    p->ctime_ns == mf_ts_ns(&st->st_ctim) &&
@@ -934,7 +934,9 @@ mf_compare(const struct mf_entry *a, const struct mf_entry *b, unsigned flags)
 		return MF_D_TYPE;
 	if (a->type != MF_DIR && a->size != b->size)
 		what |= MF_D_SIZE;
-	if (a->type != MF_DIR && memcmp(a->hash, b->hash, MF_HASH_LEN) != 0)
+	/* A quick listing's new file: its content is not known to be equal. */
+	if (a->type != MF_DIR && (memcmp(a->hash, b->hash, MF_HASH_LEN) != 0 ||
+	    ((a->flags | b->flags) & MF_F_NOHASH)))
 		what |= MF_D_HASH;
 	if (a->mode != b->mode)
 		what |= MF_D_MODE;

@@ -47,6 +47,7 @@ op_new(struct link *l, struct item *it)
 
 	op->l = l;
 	op->it = it;
+	op->since_ms = it->since_ms;
 	op->fd = -1;
 	buf_init(&op->data);
 	TAILQ_INSERT_TAIL(&l->ops, op, entry);

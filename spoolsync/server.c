@@ -72,8 +72,8 @@ sp_peer_lag_ms(struct spoolsync *sp, struct peer *p)
 		oldest = it->since_ms;
 	if (l != NULL)
 		TAILQ_FOREACH(op, &l->ops, entry)
-			if (op->it != NULL && (oldest == 0 || op->it->since_ms < oldest))
-				oldest = op->it->since_ms;
+			if (op->it != NULL && (oldest == 0 || op->since_ms < oldest))
+				oldest = op->since_ms;
 	age = oldest != 0 && now > oldest ? now - oldest : 0;
 	if (sp->q != NULL && sp->mode != MODE_RECEIVE) {
 		uint64_t qa = queue_oldest_age_ns(sp->q) / 1000000;

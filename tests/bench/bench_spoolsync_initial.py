@@ -68,6 +68,28 @@ class WaitSampler(threading.Thread):
                     print(f"  {comm:16} {state} {wchan:28} {100.0 * k / per[comm]:5.1f} %")
 
 
+def thread_cpu(pid):
+    """[(tid, comm, user s, sys s)] of PID's threads, oldest first: the main
+    thread, then the others in the order they were started."""
+    out = []
+    tck = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        v = st.rsplit(")", 1)[1].split()
+        out.append((tid, "main" if tid == pid else comm, int(v[11]) / tck,
+                    int(v[12]) / tck))
+    return out
+
+
 def spoolsync_run(args, work, src, base):
     dst = os.path.join(base, "ss-dst")
     os.makedirs(dst)
@@ -79,11 +101,11 @@ def spoolsync_run(args, work, src, base):
         t0 = time.monotonic()
         pair.start("a", wait_ready=False)
         if args.perf:
-            for n in ("a", "b"):
-                perf.append((n, subprocess.Popen(
-                    ["perf", "record", "-g", "-q", "-o", os.path.join(work, f"perf-{n}.data"),
-                     "-p", str(pair.d[n].pid)], stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL)))
+            # System-wide, then filtered by process: "-p" on a daemon just
+            # started missed the threads it made next.
+            perf.append(("all", subprocess.Popen(
+                ["perf", "record", "-a", "-g", "-q", "-o", os.path.join(work, "perf.data")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
             sampler = WaitSampler({n: pair.d[n].pid for n in ("a", "b")})
             sampler.start()
         pair.wait_in_sync(args.timeout, interval=0.05)
@@ -92,13 +114,14 @@ def spoolsync_run(args, work, src, base):
             sampler.join(5)
         t = time.monotonic() - t0
         cpu = {n: sb.cpu_s(pair.d[n].pid) for n in ("a", "b")}
+        threads = {n: thread_cpu(pair.d[n].pid) for n in ("a", "b")}
         for n, p in perf:
             p.send_signal(2)
             p.wait(60)
         st = pair.peer("a")
         diff = sb.tree_diff(sb.tree(src, mtime=True), sb.tree(dst, mtime=True))
         t_audit, r = pair.audit()
-        return {"sampler": sampler, "t": t, "cpu": cpu, "diff": len(diff), "files_sent": st["files_sent"],
+        return {"pids": {n: pair.d[n].pid for n in ("a", "b")}, "sampler": sampler, "t": t, "cpu": cpu, "threads": threads, "diff": len(diff), "files_sent": st["files_sent"],
                 "bytes_out": st["bytes_out"], "audit_rc": r.returncode,
                 "audit_last": (r.stdout.strip().splitlines() or [""])[-1],
                 "log_bytes": sum(harness.file_size(pair.d[n].log_path) for n in "ab")}
@@ -110,21 +133,24 @@ def spoolsync_run(args, work, src, base):
         pair.stop()
 
 
-def perf_report(work):
+def perf_report(work, pids):
+    data = os.path.join(work, "perf.data")
+    if not os.path.exists(data):
+        return
     for n in ("a", "b"):
-        data = os.path.join(work, f"perf-{n}.data")
-        if not os.path.exists(data):
-            continue
-        r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
-                            "--sort", "dso,symbol", "--percent-limit", "2", "-g", "none"],
+        pid = str(pids[n])
+        r = subprocess.run(["perf", "report", "-i", data, "--pid", pid, "--stdio",
+                            "--no-children", "--sort", "dso,symbol", "--percent-limit",
+                            "1", "-g", "none"],
                            capture_output=True, text=True, timeout=300)
         print(f"\nperf (spoolsync {'a sender' if n == 'a' else 'b receiver'}), "
-              f"self time >= 2 %:")
+              f"self time >= 1 %:")
         print("\n".join(line.rstrip(" -") for line in r.stdout.splitlines()
                         if line.strip() and not line.startswith("#")))
         # Who spends it: inclusive time by function (children included).
-        r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--children",
-                            "--sort", "symbol", "--percent-limit", "8", "-g", "none"],
+        r = subprocess.run(["perf", "report", "-i", data, "--pid", pid, "--stdio",
+                            "--children", "--sort", "symbol", "--percent-limit", "8",
+                            "-g", "none"],
                            capture_output=True, text=True, timeout=300)
         print("inclusive (children included) >= 8 %:")
         print("\n".join(line.rstrip(" -") for line in r.stdout.splitlines()
@@ -182,8 +208,14 @@ def main():
         print(f"spoolsync: files_sent {ss['files_sent']}, bytes_out {ss['bytes_out']}, "
               f"audit exit {ss['audit_rc']} ({ss['audit_last']}), "
               f"logs {ss['log_bytes']} bytes")
+        for n in ("a", "b"):
+            print(f"spoolsync {'a sender' if n == 'a' else 'b receiver'} per-thread "
+                  "cpu s (user+sys), in start order: " + ", ".join(
+                      f"{c}{i} {u + s:.2f} ({u:.2f}+{s:.2f})"
+                      for i, (_, c, u, s) in enumerate(ss["threads"][n])
+                      if u + s >= 0.01))
         if args.perf:
-            perf_report(work)
+            perf_report(work, ss["pids"])
             ss["sampler"].report()
     finally:
         harness.kill_all()

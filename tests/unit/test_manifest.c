@@ -609,12 +609,68 @@ test_quick_build_stats_new_files_and_hashes_changed_ones(void **state)
 	manifest_free(prev);
 }
 
+/* A quick listing serves as the next build's cache: its unread files are read. */
+static void
+test_quick_listing_lends_no_hash_it_never_read(void **state)
+{
+	struct fx		*f = *state;
+	struct manifest		*quick, *mf;
+	const struct mf_entry	*e;
+	unsigned char		 h[32];
+	char			 err[128];
+
+	put(f->herefd, "new", "fresh", 0644);
+	settle();
+	if (manifest_build_quick(f->herefd, NULL, NULL, &quick, err,
+	    sizeof(err)) == -1)
+		fail_msg("manifest_build_quick: %s", err);
+	assert_true(manifest_find(quick, "new")->flags & MF_F_NOHASH);
+	mf = build(f->herefd, NULL, quick, 0);
+	e = manifest_find(mf, "new");
+	assert_non_null(e);
+	assert_false(e->flags & MF_F_NOHASH);
+	sha256s("fresh", h);
+	assert_memory_equal(e->hash, h, 32);
+	assert_int_equal(mf->reused, 0);
+	assert_int_equal(mf->hashed_bytes, 5);
+	manifest_free(mf);
+	manifest_free(quick);
+}
+
+/* A file a quick listing did not read never passes for the peer's copy. */
+static void
+test_diff_counts_an_unread_file_as_different_content(void **state)
+{
+	struct fx		*f = *state;
+	struct manifest		*here, *there;
+	struct mf_diffs		 ds;
+	char			 err[128];
+
+	put(f->herefd, "same", "bytes", 0644);
+	put(f->therefd, "same", "bytes", 0644);
+	if (manifest_build_quick(f->herefd, NULL, NULL, &here, err,
+	    sizeof(err)) == -1)
+		fail_msg("manifest_build_quick: %s", err);
+	there = build(f->therefd, NULL, NULL, 0);
+	/* The unread file's all-zero hash is no proof either. */
+	memset(there->e[0].hash, 0, MF_HASH_LEN);
+	manifest_diff(here, there, MF_CMP_NO_OWNER, &ds);
+	assert_int_equal(ds.n, 1);
+	assert_int_equal(ds.d[0].kind, MF_CONTENT_DIFFERS);
+	assert_int_equal(ds.d[0].what, MF_D_HASH);
+	manifest_diffs_free(&ds);
+	manifest_free(there);
+	manifest_free(here);
+}
+
 int
 main(void)
 {
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_tree_lists_files_dirs_and_links_with_their_metadata),
+		T(test_quick_listing_lends_no_hash_it_never_read),
+		T(test_diff_counts_an_unread_file_as_different_content),
 		T(test_symlinked_directory_is_recorded_never_followed),
 		T(test_same_second_same_size_rewrite_is_detected),
 		T(test_unchanged_files_reuse_their_hash_unless_full),
