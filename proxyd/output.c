@@ -44,12 +44,8 @@ session_gather(struct session *s, struct buf **pp, const struct buf *b)
 	if (ctx->ev_flush == NULL)
 		ctx->ev_flush = event_new(ctx->base, -1, 0, session_flush_cb, ctx);
 	if (*pp == NULL) {
-		if (ctx->nspare > 0)
-			*pp = ctx->spare[--ctx->nspare];
-		else {
-			*pp = xcalloc(1, sizeof(**pp));
-			buf_init(*pp);
-		}
+		*pp = xcalloc(1, sizeof(**pp));
+		buf_init(*pp);
 	}
 	buf_add(*pp, b->data, b->len);
 	if (!s->dirty) {
@@ -65,26 +61,10 @@ session_gather(struct session *s, struct buf **pp, const struct buf *b)
 		session_flush(s);
 }
 
-/* A flushed gather buffer: kept for the next turn unless it grew big. */
-static void
-session_spare(struct session_ctx *ctx, struct buf **pp)
-{
-	struct buf	*p = *pp;
-
-	*pp = NULL;
-	if (ctx->nspare < SESSION_SPARE && p->cap <= 16384) {
-		p->len = 0;
-		ctx->spare[ctx->nspare++] = p;
-		return;
-	}
-	buf_free(p);
-	free(p);
-}
-
 /* Writes P to BEV's socket (or behind what BEV still holds); 1: BEV's
  * output is past the high-water mark, the other side must stop reading. */
 static int
-session_flush_side(struct session_ctx *ctx, struct bufferevent *bev, struct buf **pp)
+session_flush_side(struct bufferevent *bev, struct buf **pp)
 {
 	struct buf	*p = *pp;
 	struct evbuffer	*out;
@@ -94,7 +74,9 @@ session_flush_side(struct session_ctx *ctx, struct bufferevent *bev, struct buf 
 		return 0;
 	if (bev == NULL) {
 		/* That side went away: its bytes go with it. */
-		session_spare(ctx, pp);
+		buf_free(p);
+		free(p);
+		*pp = NULL;
 		return 0;
 	}
 	out = bufferevent_get_output(bev);
@@ -105,7 +87,9 @@ session_flush_side(struct session_ctx *ctx, struct bufferevent *bev, struct buf 
 	}
 	if ((size_t)n < p->len)
 		bufferevent_write(bev, p->data + n, p->len - (size_t)n);
-	session_spare(ctx, pp);
+	buf_free(p);
+	free(p);
+	*pp = NULL;
 	return evbuffer_get_length(out) > SESSION_HIGH_WATER;
 }
 
@@ -113,11 +97,11 @@ void
 session_flush(struct session *s)
 {
 	if (s->cpend != NULL) {
-		if (session_flush_side(s->ctx, s->cbev, &s->cpend) && s->ubev != NULL)
+		if (session_flush_side(s->cbev, &s->cpend) && s->ubev != NULL)
 			bufferevent_disable(s->ubev, EV_READ);
 	}
 	if (s->upend != NULL) {
-		if (session_flush_side(s->ctx, s->ubev, &s->upend) && s->cbev != NULL)
+		if (session_flush_side(s->ubev, &s->upend) && s->cbev != NULL)
 			bufferevent_disable(s->cbev, EV_READ);
 	}
 }
@@ -148,10 +132,16 @@ output_free(struct session *s)
 		*pp = s->dnext;
 		s->dirty = 0;
 	}
-	if (s->cpend != NULL)
-		session_spare(s->ctx, &s->cpend);
-	if (s->upend != NULL)
-		session_spare(s->ctx, &s->upend);
+	if (s->cpend != NULL) {
+		buf_free(s->cpend);
+		free(s->cpend);
+		s->cpend = NULL;
+	}
+	if (s->upend != NULL) {
+		buf_free(s->upend);
+		free(s->upend);
+		s->upend = NULL;
+	}
 }
 
 void
@@ -161,10 +151,6 @@ output_shutdown(struct session_ctx *ctx)
 		event_free(ctx->ev_flush);
 	ctx->ev_flush = NULL;
 	ctx->flush_armed = 0;
-	while (ctx->nspare > 0) {
-		buf_free(ctx->spare[--ctx->nspare]);
-		free(ctx->spare[ctx->nspare]);
-	}
 	buf_free(&session_out);
 }
 

@@ -431,7 +431,6 @@ void		 proxyd_shared_free(struct proxyd_shared *);
 
 /* One event loop's sessions: a worker's (worker.c), or the main thread's
  * control context (no sessions; its view is hview's). */
-#define SESSION_SPARE	64
 struct session_ctx {
 	struct event_base	*base;
 	const struct proxyd_conf *conf;		/* swapped on reload */
@@ -460,10 +459,6 @@ struct session_ctx {
 	struct session		*dirty;
 	struct event		*ev_flush;
 	int			 flush_armed;
-	/* Gather buffers between turns: a malloc, reallocs and a free per
-	 * session and turn otherwise.  Idle sessions hold none. */
-	struct buf		*spare[SESSION_SPARE];
-	size_t			 nspare;
 };
 /* TLS: the listener's enum listen_tls. */
 void		 session_accept(struct session_ctx *, int fd, const struct sockaddr *,

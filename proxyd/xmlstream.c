@@ -211,29 +211,6 @@ xmlstream_arena_free(struct xmlstream *xs)
 	xs->root = xs->cur = NULL;
 }
 
-/* After a stanza: the first, smallest block is kept for the next one (a
- * malloc and a free per stanza otherwise); xmlstream_trim frees it. */
-static void
-xmlstream_arena_reset(struct xmlstream *xs)
-{
-	struct xml_block	*b, *first;
-
-	for (first = xs->blocks; first != NULL && first->next != NULL; first = first->next)
-		;
-	if (first == NULL || first->size != XMLS_BLOCK_MIN) {
-		xmlstream_arena_free(xs);
-		return;
-	}
-	while ((b = xs->blocks) != first) {
-		xs->blocks = b->next;
-		xs->mem.used -= sizeof(*b) + b->size;
-		free(b);
-	}
-	first->used = 0;
-	xs->nblocks = 1;
-	xs->root = xs->cur = NULL;
-}
-
 static int
 xmlstream_fail(struct xmlstream *xs, enum xml_cond c, const char *fmt, ...)
 {
@@ -552,7 +529,7 @@ xmlstream_end_cb(void *arg, const XML_Char *name)
 	if (--xs->depth == 1) {
 		if (xs->cb->stanza != NULL)
 			xmlstream_call(xs, xs->cb->stanza(xs->arg, xs->root));
-		xmlstream_arena_reset(xs);
+		xmlstream_arena_free(xs);
 		if (xs->text.cap > 4096)
 			xmlstream_bytes_free(xs, &xs->text);
 	} else if (xs->depth == 0) {
