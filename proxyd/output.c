@@ -28,11 +28,9 @@ session_buf(void)
 
 /*
  * Relayed stanzas toward a plain socket are gathered per session and written
- * at the end of the read that produced them (the read callbacks flush) or at
- * the latest at the end of the loop turn, straight to the socket when its
- * bufferevent holds nothing: one write for all the stanzas one read
- * produced, no write-event round trip (two epoll_ctl and a loop turn per
- * message), and no wait for the other sessions of the turn.  What
+ * at the end of the loop turn, straight to the socket when its bufferevent
+ * holds nothing: one write for all the stanzas one read produced, and no
+ * write-event round trip (two epoll_ctl and a loop turn per message).  What
  * the socket does not take goes to the bufferevent, which keeps the order,
  * the watermarks and the error reporting.
  */

@@ -367,7 +367,6 @@ static void
 session_client_read_cb(struct bufferevent *bev, void *arg)
 {
 	session_feed_client(arg);
-	session_flush(arg);
 }
 
 static void

@@ -66,12 +66,10 @@ upstream_feed(struct session *s)
 	}
 }
 
-/* What one read relayed is written at once (see session_gather). */
 static void
 upstream_read_cb(struct bufferevent *bev, void *arg)
 {
 	upstream_feed(arg);
-	session_flush(arg);
 }
 
 static void
