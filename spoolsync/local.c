@@ -458,7 +458,8 @@ sync_adopt_new(struct spoolsync *sp, const struct mf_entry *e)
 	memset(r->hash, 0, sizeof(r->hash));
 	r->deleted = 0;
 	sync_bump(sp, r);
-	sync_save(sp, r);
+	/* Saved again once the sender hashes it: one write does for both. */
+	state_save_later(sp->st, r);
 	return 1;
 }
 

@@ -5,6 +5,7 @@
 #ifndef SPOOLSYNC_H
 #define SPOOLSYNC_H
 
+#include <sys/queue.h>
 #include <sys/types.h>
 #include <sys/stat.h>
 
@@ -724,6 +725,9 @@ struct st_rec {
 	struct vv	 vv;
 	char		*acked;		/* tombstones: ",peer,peer," that have it */
 	uint64_t	 touched_ms;	/* memory only: monotonic, last change */
+	/* memory only: waiting to be written (state_save_later) since when */
+	TAILQ_ENTRY(st_rec) later;
+	uint64_t	 later_ms;	/* 0: not waiting */
 };
 struct state;
 /* Opens (creating) DIR/state.db; the records of another root are dropped. */
@@ -733,6 +737,14 @@ struct st_rec	*state_get(struct state *, const char *path);
 /* A record for PATH (new ones are empty); change it, then state_save it. */
 struct st_rec	*state_lookup_or_new(struct state *, const char *path);
 int		 state_save(struct state *, struct st_rec *);
+/*
+ * R is written by its next state_save, which is due soon (a rescan's new
+ * file is saved again once the sender hashes it), or else by the first
+ * commit after STATE_LATER_MS, or by state_close: one write instead of two.
+ * A crash before then loses the record, as a power cut may lose the last
+ * ones, and the start's rescan finds the file again.
+ */
+void		 state_save_later(struct state *, struct st_rec *);
 void		 state_del(struct state *, const char *path);
 size_t		 state_count(const struct state *);
 size_t		 state_live_count(const struct state *);	/* not tombstones */

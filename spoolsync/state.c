@@ -12,7 +12,10 @@
  * again (and its vector bumped), and a lost "applied from a peer" record
  * makes an already identical file look changed, which costs one redundant
  * transfer whose content the peer already has.  FULL would add an fsync to
- * every change on the hot path and buy nothing the rescan does not.
+ * every change on the hot path and buy nothing the rescan does not.  For
+ * the same reason a rescan's new file, saved again once it is hashed to be
+ * sent, is written only then (state_save_later): a crash before it loses a
+ * record the next start's rescan finds again.
  *
  * Version vectors use one persistent counter per node (a Lamport-style
  * clock) rather than per-path counters, so a path recreated after its
@@ -36,6 +39,7 @@
 #include "spoolsync.h"
 
 #define STATE_SCHEMA_VERSION	"1"
+#define STATE_LATER_MS		10000	/* state_save_later's longest wait */
 
 struct state {
 	sqlite3		*db;
@@ -46,6 +50,7 @@ struct state {
 	int		 depth;		/* state_begin calls not yet committed */
 	int		 tx;		/* BEGIN sent for them (at the first write) */
 	int		 counter_dirty;	/* written at the transaction's commit */
+	TAILQ_HEAD(, st_rec) later;	/* state_save_later's, oldest first */
 	char		 err[256];
 };
 
@@ -267,6 +272,7 @@ state_exec(struct state *st, const char *sql)
 }
 
 static void	state_save_counter(struct state *);
+static void	state_later_flush(struct state *, int all);
 
 /*
  * Writes between state_begin and its state_commit go in one transaction: a
@@ -298,6 +304,8 @@ state_commit(struct state *st)
 {
 	int	rv = 0;
 
+	if (st->depth == 1 && !TAILQ_EMPTY(&st->later))
+		state_later_flush(st, 0);	/* in the bracket's transaction */
 	if (st->depth == 0 || --st->depth > 0)
 		return 0;
 	if (!st->tx) {
@@ -507,6 +515,7 @@ state_open(const char *dir, const char *root, char *err, size_t errlen)
 
 	st->lockfd = -1;
 	st->recs = pmap_new();
+	TAILQ_INIT(&st->later);
 	if (state_mkdirs(dir, 0700) == -1) {
 		snprintf(err, errlen, "state_dir: cannot create %s: %s", dir,
 		    strerror(errno));
@@ -541,6 +550,11 @@ state_close(struct state *st)
 {
 	if (st == NULL)
 		return;
+	if (!TAILQ_EMPTY(&st->later)) {
+		state_begin(st);
+		state_later_flush(st, 1);
+		state_commit(st);
+	}
 	sqlite3_finalize(st->put);
 	sqlite3_finalize(st->del);
 	sqlite3_finalize(st->setmeta);
@@ -606,6 +620,38 @@ state_vv_text(const struct vv *v, char *out, size_t len)
 	return out;
 }
 
+static void
+state_later_drop(struct state *st, struct st_rec *r)
+{
+	if (r->later_ms == 0)
+		return;
+	TAILQ_REMOVE(&st->later, r, later);
+	r->later_ms = 0;
+}
+
+void
+state_save_later(struct state *st, struct st_rec *r)
+{
+	uint64_t	now = now_mono_ms();
+
+	if (r->later_ms != 0)
+		return;		/* its wait began earlier */
+	r->later_ms = now != 0 ? now : 1;
+	TAILQ_INSERT_TAIL(&st->later, r, later);
+}
+
+/* The waiting records (ALL, or those waiting STATE_LATER_MS) written now. */
+static void
+state_later_flush(struct state *st, int all)
+{
+	struct st_rec	*r;
+	uint64_t	 now = now_mono_ms();
+
+	while ((r = TAILQ_FIRST(&st->later)) != NULL &&
+	    (all || now - r->later_ms >= STATE_LATER_MS))
+		(void)state_save(st, r);	/* a failure is in state_error */
+}
+
 int
 state_save(struct state *st, struct st_rec *r)
 {
@@ -614,6 +660,7 @@ state_save(struct state *st, struct st_rec *r)
 	const char	*vv;
 	int		 rc;
 
+	state_later_drop(st, r);
 	(void)state_tx(st);	/* a failed BEGIN: the write runs alone */
 	if ((vv = state_vv_text(&r->vv, vvbuf, sizeof(vvbuf))) == NULL)
 		vv = vvheap = vv_format(&r->vv);
@@ -650,6 +697,8 @@ state_save(struct state *st, struct st_rec *r)
 void
 state_del(struct state *st, const char *path)
 {
+	struct st_rec	*r;
+
 	(void)state_tx(st);	/* a failed BEGIN: the delete runs alone */
 	sqlite3_reset(st->del);
 	sqlite3_bind_text(st->del, 1, path, -1, SQLITE_STATIC);
@@ -657,7 +706,9 @@ state_del(struct state *st, const char *path)
 		state_fail(st, "deleting a record");
 	sqlite3_reset(st->del);
 	sqlite3_clear_bindings(st->del);
-	st_rec_free(pmap_del(st->recs, path));
+	if ((r = pmap_del(st->recs, path)) != NULL)
+		state_later_drop(st, r);
+	st_rec_free(r);
 }
 
 size_t

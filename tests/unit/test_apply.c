@@ -157,6 +157,32 @@ test_whole_file_lands_with_exact_owner_mode_and_mtime(void **state)
 	assert_int_equal(count_temps(f->rootfd), 0);
 }
 
+/* The temp file has the wanted owner already (no chown): the mode is still
+ * set whenever it differs, set-id bits included, and left when it is the
+ * temp file's own. */
+static void
+test_a_file_owned_as_wanted_still_gets_exactly_the_wanted_mode(void **state)
+{
+	struct fx		*f = *state;
+	struct apply_meta	 m = { APPLY_OWNER | APPLY_MODE | APPLY_MTIME, 04644,
+	    (uint32_t)geteuid(), (uint32_t)getegid(), MTIME };
+	static const unsigned	 modes[] = { 04644, 0600, 02711, 0644 };
+	struct stat		 st;
+	char			 err[256];
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		m.mode = modes[i];
+		assert_int_equal(apply_file(f->rootfd, "h/f.dat", "x", 1, &m, err,
+		    sizeof(err)), 0);
+		assert_int_equal(fstatat(f->rootfd, "h/f.dat", &st, 0), 0);
+		assert_int_equal(st.st_mode & 07777, modes[i]);
+		assert_int_equal(st.st_uid, geteuid());
+		assert_int_equal(st.st_gid, getegid());
+		assert_int_equal(st.st_mtim.tv_sec, MTIME / 1000000000);
+	}
+	assert_int_equal(count_temps(f->rootfd), 0);
+}
+
 static void
 test_failure_at_any_step_keeps_the_old_file(void **state)
 {
@@ -665,6 +691,7 @@ main(void)
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_whole_file_lands_with_exact_owner_mode_and_mtime),
+		T(test_a_file_owned_as_wanted_still_gets_exactly_the_wanted_mode),
 		T(test_failure_at_any_step_keeps_the_old_file),
 		T(test_a_real_rename_failure_leaves_no_temp_file),
 		T(test_disk_full_keeps_the_old_file_and_no_temp_file),

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "spoolsync.h"
 
@@ -436,6 +437,102 @@ test_a_bracket_without_records_keeps_its_counter(void **state)
 	state_close(st);
 }
 
+/* What another reader of the database sees now: is PATH's row there, and
+ * its size (-1: no row). */
+static long long
+db_size_of(struct fx *f, const char *path)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*s;
+	char		 file[128];
+	long long	 size = -1;
+
+	snprintf(file, sizeof(file), "%s/state.db", f->dir);
+	assert_int_equal(sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT size FROM files WHERE "
+	    "path = ?", -1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		size = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return size;
+}
+
+/* A record saved later is not written by its own bracket, is written once
+ * by its next save (with what it holds then), and by the close otherwise. */
+static void
+test_a_record_saved_later_waits_for_its_next_save_or_the_close(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	struct st_rec	*a, *b;
+
+	state_begin(st);
+	a = state_lookup_or_new(st, "h/a.dat");
+	a->type = MF_FILE;
+	a->size = 1;
+	state_save_later(st, a);
+	b = state_lookup_or_new(st, "h/b.dat");
+	b->type = MF_FILE;
+	b->size = 2;
+	state_save_later(st, b);
+	state_commit(st);
+	assert_true(db_size_of(f, "h/a.dat") == -1);
+	assert_true(db_size_of(f, "h/b.dat") == -1);
+
+	a->size = 10;
+	a->hash_ok = 1;
+	assert_int_equal(state_save(st, a), 0);
+	assert_true(db_size_of(f, "h/a.dat") == 10);
+	a->size = 11;		/* not saved: the close must not write it */
+	assert_true(db_size_of(f, "h/b.dat") == -1);
+	state_close(st);
+
+	st = open_state(f, f->root);
+	assert_int_equal(state_count(st), 2);
+	assert_int_equal(state_get(st, "h/a.dat")->size, 10);
+	assert_int_equal(state_get(st, "h/b.dat")->size, 2);
+	state_close(st);
+}
+
+/* One waiting too long is written by the next bracket's commit; a deleted
+ * one is never written (and its memory is not touched after the delete). */
+static void
+test_a_record_waiting_too_long_is_written_and_a_deleted_one_never(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	struct st_rec	*r;
+
+	r = state_lookup_or_new(st, "h/old.dat");
+	r->type = MF_FILE;
+	r->size = 3;
+	state_save_later(st, r);
+	r->later_ms = 1;	/* as if it had waited since the boot */
+	r = state_lookup_or_new(st, "h/gone.dat");
+	r->type = MF_FILE;
+	state_save_later(st, r);
+	state_del(st, "h/gone.dat");
+	r = state_lookup_or_new(st, "h/new.dat");
+	r->type = MF_FILE;
+	state_save_later(st, r);
+	state_save_later(st, r);	/* twice: still one wait */
+	state_del(st, "h/new.dat");
+	assert_true(db_size_of(f, "h/old.dat") == -1);
+	state_begin(st);
+	state_commit(st);
+	assert_true(db_size_of(f, "h/old.dat") == 3);
+	state_close(st);
+
+	st = open_state(f, f->root);
+	assert_int_equal(state_count(st), 1);
+	assert_null(state_get(st, "h/gone.dat"));
+	assert_null(state_get(st, "h/new.dat"));
+	state_close(st);
+}
+
 int
 main(void)
 {
@@ -455,6 +552,8 @@ main(void)
 		T(test_records_saved_in_a_transaction_survive_a_restart),
 		T(test_version_vectors_of_any_length_survive_a_restart),
 		T(test_a_bracket_without_records_keeps_its_counter),
+		T(test_a_record_saved_later_waits_for_its_next_save_or_the_close),
+		T(test_a_record_waiting_too_long_is_written_and_a_deleted_one_never),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
