@@ -273,6 +273,9 @@ login_once(enum mode mode, const char *server_pw, const char *probe_pw,
 	o->t0 = now_mono_ms();
 	(void)check_login_start(base, &t, 1000, outcome_cb, o);
 	run_until(base, o, 1, 4000);
+	/* The probe's stream close leaves on a later loop turn than its result. */
+	if (o->r.ok && __atomic_load_n(&s.conns, __ATOMIC_SEQ_CST) > 0)
+		srv_wait_scripts(&s, base, 1, 3000);
 	srv_stop(&s);
 	event_base_free(base);
 	if (keep != NULL)
