@@ -502,12 +502,17 @@ enum { P_TEXT = 1, P_APOS = 2, P_QUOT = 4, P_TAG = 8, P_CDATA = 16 };
 	((c) != '>' && (c) != '\'' && (c) != '"' && (c) != '=' &&	\
 	    (c) != '/' ? P_TAG : 0) |					\
 	((c) != ']' && (c) != '>' ? P_CDATA : 0))
-#define P_4(c)	P_OF(c), P_OF((c) + 1), P_OF((c) + 2), P_OF((c) + 3)
-#define P_16(c)	P_4(c), P_4((c) + 4), P_4((c) + 8), P_4((c) + 12)
-#define P_64(c)	P_16(c), P_16((c) + 16), P_16((c) + 32), P_16((c) + 48)
+/* F(0), F(1), ... F(255): a byte class table the compiler builds. */
+#define CLASS_4(F, c)	F(c), F((c) + 1), F((c) + 2), F((c) + 3)
+#define CLASS_16(F, c)	CLASS_4(F, c), CLASS_4(F, (c) + 4), CLASS_4(F, (c) + 8), \
+	CLASS_4(F, (c) + 12)
+#define CLASS_64(F, c)	CLASS_16(F, c), CLASS_16(F, (c) + 16), \
+	CLASS_16(F, (c) + 32), CLASS_16(F, (c) + 48)
+#define CLASS_256(F)	CLASS_64(F, 0), CLASS_64(F, 64), CLASS_64(F, 128), \
+	CLASS_64(F, 192)
 
 static const uint8_t xmlfilter_plain_tab[256] = {
-	P_64(0), P_64(64), P_64(128), P_64(192)
+	CLASS_256(P_OF)
 };
 
 /*
@@ -877,12 +882,9 @@ enum { R_PLAIN = 1, R_NAME = 2 };
 	((c) != '&' && (c) != '<' && (c) != ']' ? R_PLAIN : 0) |		\
 	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') ||		\
 	    (c) == '/' || (c) == '_' || (c) == ':' ? R_NAME : 0))
-#define R_4(c)	R_OF(c), R_OF((c) + 1), R_OF((c) + 2), R_OF((c) + 3)
-#define R_16(c)	R_4(c), R_4((c) + 4), R_4((c) + 8), R_4((c) + 12)
-#define R_64(c)	R_16(c), R_16((c) + 16), R_16((c) + 32), R_16((c) + 48)
 
 static const uint8_t xmlrepair_tab[256] = {
-	R_64(0), R_64(64), R_64(128), R_64(192)
+	CLASS_256(R_OF)
 };
 
 /* How many bytes from P on R_TEXT would copy unchanged; the caller then

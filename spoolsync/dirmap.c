@@ -20,16 +20,6 @@ dirmap_under(const char *rel, const char *prefix)
 	return strncmp(rel, prefix, n) == 0 && (rel[n] == '\0' || rel[n] == '/');
 }
 
-static uint64_t
-hash_str(const char *s)
-{
-	uint64_t	h = 14695981039346656037ULL;
-
-	while (*s != '\0')
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
-}
-
 static size_t
 dirmap_wd_slot(const struct dirmap *dm, int wd)
 {
@@ -39,7 +29,7 @@ dirmap_wd_slot(const struct dirmap *dm, int wd)
 static size_t
 dirmap_rel_slot(const struct dirmap *dm, const char *rel)
 {
-	return hash_str(rel) & (dm->nbuckets - 1);
+	return pmap_hash_str(rel) & (dm->nbuckets - 1);
 }
 
 void

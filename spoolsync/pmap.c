@@ -61,6 +61,12 @@ pmap_hash(const char *s, size_t len)
 	return pmap_mix(h);
 }
 
+uint64_t
+pmap_hash_str(const char *s)
+{
+	return pmap_hash(s, strlen(s));
+}
+
 struct pmap *
 pmap_new(void)
 {

@@ -120,24 +120,12 @@ qent_due(const struct queue *q, struct qent *e)
 	e->due_ns = e->is_move ? e->pub.first_ns : (quiet < cap ? quiet : cap);
 }
 
-/* The path hash. */
-
-static uint64_t
-hash_path(const char *s)
-{
-	uint64_t	h = 14695981039346656037ULL;
-
-	while (*s != '\0')
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
-}
-
 static struct qent *
 hash_get(const struct queue *q, const char *path)
 {
 	struct qent	*e;
 
-	for (e = q->buckets[hash_path(path) & (q->nbuckets - 1)]; e != NULL;
+	for (e = q->buckets[pmap_hash_str(path) & (q->nbuckets - 1)]; e != NULL;
 	    e = e->hnext)
 		if (strcmp(e->pub.path, path) == 0)
 			return e;
@@ -147,7 +135,7 @@ hash_get(const struct queue *q, const char *path)
 static void
 hash_link(struct queue *q, struct qent *e)
 {
-	size_t	i = hash_path(e->pub.path) & (q->nbuckets - 1);
+	size_t	i = pmap_hash_str(e->pub.path) & (q->nbuckets - 1);
 
 	e->hnext = q->buckets[i];
 	q->buckets[i] = e;
@@ -187,7 +175,7 @@ hash_del(struct queue *q, struct qent *e)
 
 	if (!e->in_hash)
 		return;
-	pp = &q->buckets[hash_path(e->pub.path) & (q->nbuckets - 1)];
+	pp = &q->buckets[pmap_hash_str(e->pub.path) & (q->nbuckets - 1)];
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;

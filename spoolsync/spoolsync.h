@@ -657,6 +657,7 @@ struct pmap_iter {
 	void		*ent;
 };
 struct pmap	*pmap_new(void);
+uint64_t	 pmap_hash_str(const char *);	/* the map's own string hash */
 /* FREEFN (may be NULL) is called on every value left. */
 void		 pmap_free(struct pmap *, void (*freefn)(void *));
 void		*pmap_get(const struct pmap *, const char *key);
