@@ -516,6 +516,25 @@ sync_carry(struct spoolsync *sp, struct st_rec *tr, const struct st_rec *r,
 	sync_save(sp, tr);
 }
 
+/* TR, where a move took what R described, is empty again: a tombstone of
+ * that version. */
+static void
+sync_carry_gone(struct spoolsync *sp, struct st_rec *tr, const struct st_rec *r)
+{
+	struct vv	merged = { NULL, 0 };
+
+	vv_copy(&merged, &tr->vv);
+	vv_merge(&merged, &r->vv);
+	vv_free(&tr->vv);
+	tr->vv = merged;
+	tr->type = r->type;
+	tr->hash_ok = 0;
+	tr->deleted = 1;
+	tr->deleted_ns = sp_now_real_ns();
+	sync_bump(sp, tr);
+	sync_save(sp, tr);
+}
+
 static int
 sync_moved_same(const struct st_rec *r, const struct stat *st)
 {
@@ -621,14 +640,15 @@ sync_move_dir(struct spoolsync *sp, const char *from, const char *to)
 {
 	struct st_rec	**v, *tr, *r;
 	struct stat	  st;
-	size_t		  n, i, flen = strlen(from), live = 0, nto = 0;
-	char		**tos, **froms, *q;
+	size_t		  n, i, flen = strlen(from), live = 0, nto = 0, ngone = 0;
+	char		**tos, **froms, **gone, *q;
 	int		  hinted = 0;
 
 	n = state_collect(sp->st, from, &v);
 	for (i = 0; i < n; i++)
 		live += !v[i]->deleted;
 	tos = xcalloc(n + 1, sizeof(*tos));
+	gone = xcalloc(n + 1, sizeof(*gone));
 	froms = xcalloc(n + 1, sizeof(*froms));
 	for (i = 0; i < n; i++)
 		froms[i] = xstrdup(v[i]->path);
@@ -650,15 +670,24 @@ sync_move_dir(struct spoolsync *sp, const char *from, const char *to)
 			r = state_get(sp->st, froms[i]);
 			sync_carry(sp, tr, r, &st);
 			tos[nto++] = q;
-		} else {
+		} else if (hinted) {
 			/* The hint takes it there on the peer, but it is not
-			 * here (moved on, deleted): that path must follow. */
-			if (hinted)
-				sync_enqueue_all(sp, q);
+			 * here (moved on, deleted): its delete must follow,
+			 * whether or not we know the peer has it (what was in
+			 * flight beneath FROM moves there too). */
+			tr = state_lookup_or_new(sp->st, q);
+			r = state_get(sp->st, froms[i]);
+			sync_carry_gone(sp, tr, r);
+			gone[ngone++] = q;
+		} else
 			free(q);
-		}
 	}
 	/* Children first: a directory is empty when its delete arrives. */
+	for (i = ngone; i-- > 0;) {
+		sync_enqueue_all(sp, gone[i]);
+		free(gone[i]);
+	}
+	free(gone);
 	for (i = n; i-- > 0;) {
 		r = state_get(sp->st, froms[i]);
 		if (r != NULL && !r->deleted) {

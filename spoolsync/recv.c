@@ -488,6 +488,43 @@ recv_rename(struct link *l, const struct wire_msg *m)
 	recv_ack(l, WIRE_REF_SEQ, m->seq, WIRE_ST_OK, NULL);
 }
 
+/*
+ * Bidirectional: a directory arrives where ours is a file (or a symlink).
+ * MKDIR carries no version vector, so this is the rule recv_decide applies
+ * on the peer to our file against its directory, mirrored: the newer
+ * mtime, then the greater node name.  A peer that held our version and
+ * replaced it is no conflict.  The losing file is kept under conflict_dir
+ * before the directory replaces it, as a losing file's bytes always are.
+ */
+static int
+recv_dir_wins(struct link *l, const char *path, const struct wire_attr *a)
+{
+	struct spoolsync	*sp = l->sp;
+	struct peer		*p = l->peer;
+	struct st_rec		*r;
+	struct pk		*k;
+	int			 wins;
+
+	if (sync_local_check(sp, path))	/* ours, as it is now, takes part */
+		sync_enqueue_all(sp, path);
+	if ((r = state_get(sp->st, path)) == NULL || r->deleted ||
+	    r->type == MF_DIR)
+		return 1;
+	k = pmap_get(p->pk, path);
+	if (k != NULL && k->type == r->type && k->size == r->size &&
+	    r->hash_ok && memcmp(k->hash, r->hash, MF_HASH_LEN) == 0)
+		return 1;
+	wins = a->mtime_ns > r->mtime_ns || (a->mtime_ns == r->mtime_ns &&
+	    strcmp(p->name, sp->node) > 0);
+	p->conflicts++;
+	sp->conflicts++;
+	log_warnx("conflict on %s between %s and %s: %s's version wins", path,
+	    p->name, sp->node, wins ? p->name : sp->node);
+	if (wins)
+		recv_save_loser_local(sp, sp->node, path);
+	return wins;
+}
+
 static void
 recv_mkdir(struct link *l, const struct wire_msg *m)
 {
@@ -506,9 +543,10 @@ recv_mkdir(struct link *l, const struct wire_msg *m)
 	recv_meta(sp, &pa->attr, &am);
 	if (m->type == WIRE_MKDIR) {
 		if (sync_lstat(sp, pa->path, &st) == 0 && !S_ISDIR(st.st_mode)) {
-			if (sp->mode != MODE_RECEIVE) {
-				recv_ack(l, WIRE_REF_SEQ, m->seq, WIRE_ST_PATH,
-				    "a file is where the directory goes");
+			if (sp->mode != MODE_RECEIVE &&
+			    !recv_dir_wins(l, pa->path, &pa->attr)) {
+				recv_ack(l, WIRE_REF_SEQ, m->seq, WIRE_ST_CONFLICT,
+				    "this node's version won");
 				return;
 			}
 			if (apply_delete(sp->rootfd, pa->path, 0, why,

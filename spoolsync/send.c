@@ -580,12 +580,13 @@ send_start(struct link *l, struct item *it, struct st_rec *r)
 	struct spoolsync	*sp = l->sp;
 	struct op		*op = op_new(l, it);
 	const struct pk		*k;
-	int			 small = -1;
+	int			 small = -1, barrier;
 
 	if (it->kind == ITEM_MOVE) {
 		send_rename(l, op);
 		return;
 	}
+	barrier = r != NULL && r->deleted && r->type == MF_DIR;
 	/*
 	 * Ship what is there now; a change seen only now goes to the others
 	 * too.  A small file's read is that look (send_small compares the
@@ -600,6 +601,18 @@ send_start(struct link *l, struct item *it, struct st_rec *r)
 					sync_enqueue(&sp->peers[i], it->path, 0);
 		r = state_get(sp->st, it->path);
 		small = -1;	/* looked at again: decided again */
+	}
+	if (!barrier && r != NULL && r->deleted && r->type == MF_DIR) {
+		/*
+		 * A directory found gone only now: its delete is a barrier
+		 * (sync.c) the pump never weighed.  Sent at once it would
+		 * overtake the files beneath it still in flight, and the
+		 * peer, emptying the directory while they land, would have
+		 * them make it again.  It waits its turn behind the deletes
+		 * its tombstone just queued.
+		 */
+		send_again(l, op);
+		return;
 	}
 	if (r == NULL || r->deleted) {
 		if (r != NULL || (sp->mode == MODE_SEND &&

@@ -2,7 +2,8 @@
  * sync.c: the per-peer outboxes and what drains them.  Local changes (and
  * anti-entropy's differences) queue paths for each peer; the link's pump
  * starts them in order (send.c ships one change) with a window of changes
- * in flight, a move or a directory's delete waiting for what precedes it;
+ * in flight, a move or a directory's delete waiting for what precedes it
+ * (a directory's move also for the files still landing beneath it);
  * the peer's acks settle them: what the peer now holds, a retry after an
  * error, or nothing.
  */
@@ -164,6 +165,7 @@ void
 sync_enqueue(struct peer *p, const char *path, int ae)
 {
 	struct item	*it;
+	struct st_rec	*r;
 
 	if (p->sp->mode == MODE_RECEIVE)
 		return;
@@ -172,6 +174,16 @@ sync_enqueue(struct peer *p, const char *path, int ae)
 	if ((it = pmap_get(p->queued, path)) != NULL && it->moves == p->moves) {
 		if (!ae)
 			it->ae = 0;
+		/* A directory's delete goes behind the deletes queued for what
+		 * it held (sync_tombstone_tree queues them first): they keep it
+		 * from overtaking those files while they are in flight.  The
+		 * tail is still before any later move. */
+		if ((r = state_get(p->sp->st, path)) != NULL && r->deleted &&
+		    r->type == MF_DIR && it != TAILQ_LAST(&p->outbox, itemq)) {
+			TAILQ_REMOVE(&p->outbox, it, entry);
+			TAILQ_INSERT_TAIL(&p->outbox, it, entry);
+			sync_kick(p);
+		}
 		return;
 	}
 	it = item_new(ITEM_PATH, path);
@@ -267,6 +279,25 @@ sync_is_barrier(struct spoolsync *sp, const struct item *it,
 	return r != NULL && r->deleted && r->type == MF_DIR;
 }
 
+/*
+ * A file in flight at or beneath PATH: it may land on the peer after a
+ * rename sent now (its commit runs off the peer's loop), in the old place
+ * made again or in the moved directory, where nothing would remove it.
+ */
+static int
+sync_landing_beneath(const struct link *l, const char *path)
+{
+	const struct op	*op;
+	size_t		 len = strlen(path);
+
+	TAILQ_FOREACH(op, &l->ops, entry)
+		if (op->type == WIRE_FILE_BEGIN &&
+		    strncmp(op->it->path, path, len) == 0 &&
+		    (op->it->path[len] == '/' || op->it->path[len] == '\0'))
+			return 1;
+	return 0;
+}
+
 /* The next item to start, and its record (see send_start). */
 static struct item *
 sync_next_item(struct link *l, uint64_t now, uint64_t *wake, struct st_rec **rp)
@@ -280,6 +311,10 @@ sync_next_item(struct link *l, uint64_t now, uint64_t *wake, struct st_rec **rp)
 			return NULL;
 		barrier = sync_is_barrier(l->sp, it, rp);
 		if (barrier && (skipped || sync_unsent(l)))
+			return NULL;
+		if (it->kind == ITEM_MOVE && it->is_dir &&
+		    (sync_landing_beneath(l, it->from) ||
+		    sync_landing_beneath(l, it->path)))
 			return NULL;
 		if (it->not_before_ms > now) {
 			if (*wake == 0 || it->not_before_ms < *wake)

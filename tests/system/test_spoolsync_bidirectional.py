@@ -2,7 +2,8 @@
 # without echo loops; a delete travels as a tombstone and never takes the
 # other side's new files; simultaneous writes to one file end with the same
 # winner on both sides (newest mtime, then node name) and the loser kept in
-# conflict_dir; a file created on A while B was down survives B's return.
+# conflict_dir, also when the winner is a symlink or a directory; a file
+# created on A while B was down survives B's return.
 
 import os
 import signal
@@ -143,3 +144,44 @@ def test_trees_seeded_identical_do_not_conflict_on_their_first_edit(daemon_facto
     for n, o in (("a", "b"), ("b", "a")):
         assert p.peer_status(n, o)["conflicts"] == 0
     assert not os.path.exists(p.conflicts["a"]) and not os.path.exists(p.conflicts["b"])
+
+
+def _make(path, kind, mtime_ns):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if kind == "file":
+        write(path, "the loser's bytes\n")
+    elif kind == "symlink":
+        os.symlink("somewhere/else", path)
+    else:
+        os.mkdir(path)
+    os.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+
+
+@pytest.mark.parametrize("winner", ["symlink", "directory"])
+@pytest.mark.parametrize("loser_on", ["a", "b"])
+def test_a_file_losing_to_another_type_is_kept(pair, winner, loser_on):
+    p = pair
+    rel = "one.test/accounts/dave.dat"
+    winner_on = "b" if loser_on == "a" else "a"
+    write(p.path("a", "one.test/accounts/base.dat"), "base\n")
+    p.wait_same()
+    p.wait_in_sync()
+    now = time.time_ns()
+    p.d["b"].proc.sigstop()
+    try:
+        _make(p.path(loser_on, rel), "file", now - 10_000_000_000)
+        _make(p.path(winner_on, rel), winner, now)      # newer: it wins
+    finally:
+        p.d["b"].proc.sigcont()
+    check = os.path.islink if winner == "symlink" else os.path.isdir
+    harness.wait_until(lambda: check(p.path(loser_on, rel)), 15,
+                       f"{loser_on}'s {rel} to be a {winner}")
+    p.wait_same()
+    p.wait_in_sync()
+    losers = []
+    for n in ("a", "b"):
+        for dirpath, _, files in os.walk(p.conflicts[n]):
+            for f in files:
+                with open(os.path.join(dirpath, f), "rb") as fh:
+                    losers.append(fh.read())
+    assert b"the loser's bytes\n" in losers
