@@ -1,7 +1,8 @@
 /*
  * apply.c: changes to the replica, crash-safe and confined to the root.  A
- * file is built in a temp file beside its target and renamed over it only
- * when complete and durable, so a reader never sees a torn file.
+ * file is built in a temp file beside its target (named, or nameless where
+ * the file system allows) and put in place only when complete and durable,
+ * so a reader never sees a torn file.
  */
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,13 @@
 
 static enum apply_step	apply_fail_step;
 static int		apply_fail_errno;
+
+/* How a nameless temp file gets its name here: AT_EMPTY_PATH needs a
+ * privilege (or a kernel >= 6.10); /proc/self/fd works for anybody. */
+#define APPLY_LINK_UNTRIED	0
+#define APPLY_LINK_EMPTY_PATH	1
+#define APPLY_LINK_PROC		2
+static atomic_int	apply_link_way;
 
 void
 apply_fail_at(enum apply_step step, int errnum)
@@ -82,20 +91,30 @@ apply_tmp_name(char *out, size_t len)
 	snprintf(out, len, "%s%s", SPOOLSYNC_TMP_PREFIX, s);
 }
 
-/* Owner first: chown clears set-id bits, so the mode comes after it. */
+/*
+ * Owner first: chown clears set-id bits, so the mode comes after it.  HAVE
+ * (the file's stat, or NULL) spares a chown or chmod that would change
+ * nothing: each is a journal handle.  A wanted set-id bit is always set
+ * (a chown before it may have cleared it).
+ */
 static int
-apply_fd_meta(int fd, const struct apply_meta *m, const char *path, char *err,
-    size_t errlen)
+apply_fd_meta(int fd, const struct apply_meta *m, const struct stat *have,
+    const char *path, char *err, size_t errlen)
 {
 	struct timespec	ts[2];
+	int		same_owner, same_mode;
 
 	if (m == NULL)
 		return 0;
+	same_owner = have != NULL && have->st_uid == m->uid &&
+	    have->st_gid == m->gid;
+	same_mode = have != NULL && (m->mode & 06000) == 0 &&
+	    (have->st_mode & 07777) == (m->mode & 07777);
 	if ((m->set & APPLY_OWNER) && (apply_injected(APPLY_STEP_OWNER) ||
-	    fchown(fd, m->uid, m->gid) == -1))
+	    (!same_owner && fchown(fd, m->uid, m->gid) == -1)))
 		return apply_err(err, errlen, path, "setting the owner", errno);
 	if ((m->set & APPLY_MODE) && (apply_injected(APPLY_STEP_MODE) ||
-	    fchmod(fd, m->mode & 07777) == -1))
+	    (!same_mode && fchmod(fd, m->mode & 07777) == -1)))
 		return apply_err(err, errlen, path, "setting the mode", errno);
 	if (m->set & APPLY_MTIME) {
 		ts[0].tv_sec = 0;
@@ -112,6 +131,19 @@ apply_fd_meta(int fd, const struct apply_meta *m, const char *path, char *err,
 	return 0;
 }
 
+/* The temp file's attributes, sparing what it has already. */
+static int
+apply_tmp_meta(struct apply_tmp *t, const struct apply_meta *m, char *err,
+    size_t errlen)
+{
+	struct stat	st;
+
+	if (m == NULL)
+		return 0;
+	return apply_fd_meta(t->fd, m, fstat(t->fd, &st) == 0 ? &st : NULL,
+	    t->path, err, errlen);
+}
+
 static void
 apply_tmp_close(struct apply_tmp *t)
 {
@@ -123,6 +155,7 @@ apply_tmp_close(struct apply_tmp *t)
 	t->fd = t->dirfd = -1;
 	t->path = NULL;
 	t->leaf = NULL;
+	t->anon = 0;
 }
 
 void
@@ -289,6 +322,54 @@ apply_tmp_open_in(int dirfd, const char *path, struct apply_tmp *t, char *err,
 	    errlen);
 }
 
+/* What a nameless temp file is made with: the wanted permission bits (no
+ * one can open it by a name before it is placed), set-id bits after the
+ * chown that would clear them. */
+static mode_t
+apply_anon_mode(const struct apply_meta *m)
+{
+	if (m == NULL || !(m->set & APPLY_MODE) || (m->mode & 07000) != 0)
+		return 0600;
+	return (mode_t)(m->mode & 0777);
+}
+
+int
+apply_tmp_open_anon(int dirfd, const char *path, const struct apply_meta *m,
+    struct apply_tmp *t, char *err, size_t errlen)
+{
+	struct stat	 st;
+	const char	*slash;
+	int		 e;
+
+	memset(t, 0, sizeof(*t));
+	t->fd = t->dirfd = -1;
+	if (path_valid(path, err, errlen) == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!apply_injected(APPLY_STEP_TMPFILE))
+		t->fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC,
+		    apply_anon_mode(m));
+	if (t->fd == -1) {
+		e = errno;
+		/* Refused by this file system (or kernel): a named one. */
+		if (e == EOPNOTSUPP || e == EISDIR || e == EINVAL || e == ENOSYS)
+			return apply_tmp_open_in(dirfd, path, t, err, errlen);
+		/* A directory removed meanwhile says EPERM here: ENOENT, as
+		 * O_CREAT says, has the caller walk afresh. */
+		if (fstat(dirfd, &st) == 0 && st.st_nlink == 0)
+			e = ENOENT;
+		return apply_err(err, errlen, path, "creating a temp file", e);
+	}
+	t->dirfd = dirfd;
+	t->dirfd_borrowed = 1;
+	t->anon = 1;
+	t->path = xstrdup(path);
+	slash = strrchr(t->path, '/');
+	t->leaf = slash == NULL ? t->path : slash + 1;
+	return 0;
+}
+
 int
 apply_parent_open(int rootfd, const char *path, char *err, size_t errlen)
 {
@@ -383,8 +464,11 @@ apply_tmp_copy(struct apply_tmp *t, int srcfd, uint64_t len, char *err,
 static void
 apply_tmp_placed(struct apply_tmp *t)
 {
-	t->placed_ok = fstatat(t->dirfd, t->leaf, &t->placed,
-	    AT_SYMLINK_NOFOLLOW) == 0;
+	if (t->anon && t->fd != -1)
+		t->placed_ok = fstat(t->fd, &t->placed) == 0;
+	else
+		t->placed_ok = fstatat(t->dirfd, t->leaf, &t->placed,
+		    AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 /* Without an explicit mode, a replaced file keeps the mode it had. */
@@ -400,31 +484,109 @@ apply_keep_mode(struct apply_tmp *t, const struct apply_meta *m)
 		(void)fchmod(t->fd, st.st_mode & 07777);
 }
 
+/* The nameless temp file linked as NAME in its directory. */
+static int
+apply_anon_link(struct apply_tmp *t, const char *name)
+{
+	char	proc[48];
+	int	way = atomic_load(&apply_link_way);
+
+	if (way != APPLY_LINK_PROC) {
+		if (linkat(t->fd, "", t->dirfd, name, AT_EMPTY_PATH) == 0) {
+			if (way == APPLY_LINK_UNTRIED)
+				atomic_store(&apply_link_way, APPLY_LINK_EMPTY_PATH);
+			return 0;
+		}
+		if (way == APPLY_LINK_EMPTY_PATH || (errno != ENOENT &&
+		    errno != EPERM && errno != EINVAL))
+			return -1;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", t->fd);
+	if (linkat(AT_FDCWD, proc, t->dirfd, name, AT_SYMLINK_FOLLOW) == -1)
+		return -1;
+	if (way == APPLY_LINK_UNTRIED)
+		atomic_store(&apply_link_way, APPLY_LINK_PROC);
+	return 0;
+}
+
+/*
+ * The nameless temp file gets the target's name: one directory entry
+ * added where nothing is in the way (the initial sync), else it is linked
+ * under a temp name and renamed over what is there, atomically, as a named
+ * temp file would be.
+ */
+static int
+apply_anon_place(struct apply_tmp *t)
+{
+	int	tries;
+
+	if (apply_anon_link(t, t->leaf) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -1;
+	for (tries = 0; tries < APPLY_TMP_TRIES; tries++) {
+		apply_tmp_name(t->name, sizeof(t->name));
+		if (apply_anon_link(t, t->name) == 0)
+			break;
+		if (errno != EEXIST || tries + 1 == APPLY_TMP_TRIES) {
+			t->name[0] = '\0';
+			return -1;
+		}
+	}
+	if (renameat(t->dirfd, t->name, t->dirfd, t->leaf) == -1)
+		return -1;
+	t->name[0] = '\0';
+	return 0;
+}
+
+/* The temp file under the target's name; on failure errno says why. */
+static int
+apply_tmp_place(struct apply_tmp *t)
+{
+	if (apply_injected(APPLY_STEP_RENAME))
+		return -1;
+	if (t->anon)
+		return apply_anon_place(t);
+	if (renameat(t->dirfd, t->name, t->dirfd, t->leaf) == -1)
+		return -1;
+	t->name[0] = '\0';
+	return 0;
+}
+
+/* A named temp file is closed before it is placed (a late write error
+ * shows there); a nameless one must stay open until it has its name. */
+static int
+apply_tmp_close_named(struct apply_tmp *t, char *err, size_t errlen)
+{
+	int	fd = t->fd;
+
+	if (t->anon)
+		return 0;
+	t->fd = -1;
+	if (close(fd) == -1)
+		return apply_err(err, errlen, t->path, "closing", errno);
+	return 0;
+}
+
 int
 apply_tmp_commit(struct apply_tmp *t, const struct apply_meta *m, char *err,
     size_t errlen)
 {
-	int	fd;
+	int	e;
 
 	apply_keep_mode(t, m);
-	if (apply_fd_meta(t->fd, m, t->path, err, errlen) == -1)
+	if (apply_tmp_meta(t, m, err, errlen) == -1)
 		goto fail;
 	if (apply_injected(APPLY_STEP_FSYNC) || fsync(t->fd) == -1) {
 		apply_err(err, errlen, t->path, "fsync", errno);
 		goto fail;
 	}
-	fd = t->fd;
-	t->fd = -1;
-	if (close(fd) == -1) {
-		apply_err(err, errlen, t->path, "closing", errno);
+	if (apply_tmp_close_named(t, err, errlen) == -1)
 		goto fail;
-	}
-	if (apply_injected(APPLY_STEP_RENAME) ||
-	    renameat(t->dirfd, t->name, t->dirfd, t->leaf) == -1) {
+	if (apply_tmp_place(t) == -1) {
 		apply_err(err, errlen, t->path, "renaming into place", errno);
 		goto fail;
 	}
-	t->name[0] = '\0';
 	apply_tmp_placed(t);
 	if (fsync(t->dirfd) == -1) {
 		apply_err(err, errlen, t->path, "fsync of its directory", errno);
@@ -434,36 +596,32 @@ apply_tmp_commit(struct apply_tmp *t, const struct apply_meta *m, char *err,
 	apply_tmp_close(t);
 	return 0;
 fail:
-	fd = errno;
+	e = errno;
 	apply_tmp_abort(t);
-	errno = fd;
+	errno = e;
 	return -1;
 }
 
 /*
  * A group commit in two halves (spoolsync's receiver): seal every file (no
- * fsync), make them all durable at once (syncfs), rename each, syncfs again.
+ * fsync), make them all durable at once (syncfs), place each, syncfs again.
  * A file is still never visible before its bytes are durable.
  */
 int
 apply_tmp_seal(struct apply_tmp *t, const struct apply_meta *m, char *err,
     size_t errlen)
 {
-	int	fd;
+	int	e;
 
 	apply_keep_mode(t, m);
-	if (apply_fd_meta(t->fd, m, t->path, err, errlen) == -1)
-		goto fail;
-	fd = t->fd;
-	t->fd = -1;
-	if (close(fd) == -1) {
-		apply_err(err, errlen, t->path, "closing", errno);
-		goto fail;
+	if (apply_tmp_meta(t, m, err, errlen) == -1 ||
+	    apply_tmp_close_named(t, err, errlen) == -1) {
+		e = errno;
+		apply_tmp_abort(t);
+		errno = e;
+		return -1;
 	}
 	return 0;
-fail:
-	apply_tmp_abort(t);
-	return -1;
 }
 
 int
@@ -471,15 +629,13 @@ apply_tmp_rename(struct apply_tmp *t, char *err, size_t errlen)
 {
 	int	e;
 
-	if (apply_injected(APPLY_STEP_RENAME) ||
-	    renameat(t->dirfd, t->name, t->dirfd, t->leaf) == -1) {
+	if (apply_tmp_place(t) == -1) {
 		e = errno;	/* EISDIR: a directory in the way (the caller's) */
 		apply_err(err, errlen, t->path, "renaming into place", e);
 		apply_tmp_abort(t);
 		errno = e;
 		return -1;
 	}
-	t->name[0] = '\0';
 	apply_tmp_placed(t);
 	apply_tmp_close(t);
 	return 0;
@@ -544,7 +700,7 @@ apply_mkdir(int rootfd, const char *path, const struct apply_meta *m, char *err,
 		    "exists and is not a directory" : "opening", errno);
 		goto fail;
 	}
-	if (apply_fd_meta(fd, &dm, path, err, errlen) == -1)
+	if (apply_fd_meta(fd, &dm, NULL, path, err, errlen) == -1)
 		goto fail;
 	if (fsync(fd) == -1 || fsync(dfd) == -1) {
 		apply_err(err, errlen, path, "fsync", errno);

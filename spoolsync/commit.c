@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,19 +131,51 @@ cdirs_close(struct cdirs *d)
 }
 
 /*
- * A small file held in memory: its temp file now, on the committer.  A
- * directory in the way makes the rename fail (EISDIR): the loop clears it
- * (and forgets its records) and has the file sent again.
+ * Nameless temp files (apply_tmp_open_anon) hold a descriptor from their
+ * write until their batch is placed: at most a third of what the process
+ * may open (recv_commit_max has another third), named ones beyond that.
+ * Both committer threads count; the loop gives a batch's back when done.
+ */
+static atomic_size_t	commit_anon_held;
+
+static size_t
+commit_anon_max(void)
+{
+	static atomic_size_t	max;
+	struct rlimit		rl;
+	size_t			m = atomic_load(&max);
+
+	if (m == 0) {
+		m = 256;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+			m = rl.rlim_cur == RLIM_INFINITY ? 65536 : rl.rlim_cur / 3;
+		atomic_store(&max, m);
+	}
+	return m;
+}
+
+/*
+ * A small file held in memory: its temp file now, on the committer,
+ * nameless while descriptors allow.  A directory in the way makes the
+ * placing fail (EISDIR): the loop clears it (and forgets its records) and
+ * has the file sent again.
  */
 static int
-commit_write_mem(struct commit *c, struct cdirs *d)
+commit_write_mem(struct commit *c, struct cdirs *d, size_t *nanon)
 {
 	struct rx	*rx = c->rx;
-	int		 dfd;
+	int		 dfd, rv, anon;
 
-	if ((dfd = cdirs_get(c->sp, d, rx->path, c->err, sizeof(c->err))) == -1 ||
-	    apply_tmp_open_in(dfd, rx->path, &rx->tmp, c->err,
-	    sizeof(c->err)) == -1) {
+	anon = atomic_load(&commit_anon_held) < commit_anon_max();
+	if ((dfd = cdirs_get(c->sp, d, rx->path, c->err, sizeof(c->err))) == -1)
+		rv = -1;
+	else if (anon)
+		rv = apply_tmp_open_anon(dfd, rx->path, &c->m, &rx->tmp, c->err,
+		    sizeof(c->err));
+	else
+		rv = apply_tmp_open_in(dfd, rx->path, &rx->tmp, c->err,
+		    sizeof(c->err));
+	if (rv == -1) {
 		/* The directory went away meanwhile (a delete on the loop):
 		 * walked afresh, made again, as if it were the first. */
 		if (dfd == -1 || errno != ENOENT || apply_tmp_open(c->sp->rootfd,
@@ -150,6 +183,10 @@ commit_write_mem(struct commit *c, struct cdirs *d)
 			c->e = errno;
 			return -1;
 		}
+	}
+	if (rx->tmp.anon) {
+		atomic_fetch_add(&commit_anon_held, 1);
+		(*nanon)++;
 	}
 	if (apply_tmp_write(&rx->tmp, rx->body.data, rx->body.len, c->err,
 	    sizeof(c->err)) == -1) {
@@ -295,13 +332,14 @@ commit_keep_ours(struct commit *c, const char *cdir)
  * A conflict's loser is kept here; theirs (rx->conflict) never goes on.
  */
 static void
-commit_prep(struct commit *c, struct cdirs *d, int seal, const char *cdir)
+commit_prep(struct commit *c, struct cdirs *d, size_t *nanon, int seal,
+    const char *cdir)
 {
 	struct rx	*rx = c->rx;
 
 	c->ran = 1;
 	c->rc = -1;
-	if (rx->mem && commit_write_mem(c, d) == -1)
+	if (rx->mem && commit_write_mem(c, d, nanon) == -1)
 		return;
 	if (rx->kind == WIRE_KIND_APPEND && commit_append(c) == -1) {
 		if (rx->conflict)
@@ -385,6 +423,7 @@ struct cbatch {
 	struct commit	**v;
 	size_t		  n;
 	struct cdirs	  dirs;
+	size_t		  nanon;	/* in commit_anon_held */
 	char		 *conflict_dir;	/* the loop's, copied: reload frees it */
 };
 
@@ -395,8 +434,8 @@ cbatch_prep_run(void *arg)
 
 	b->dirs.fds = pmap_new();
 	for (size_t i = 0; i < b->n; i++)
-		commit_prep(b->v[i], &b->dirs, b->n >= COMMIT_GROUP_MIN,
-		    b->conflict_dir);
+		commit_prep(b->v[i], &b->dirs, &b->nanon,
+		    b->n >= COMMIT_GROUP_MIN, b->conflict_dir);
 }
 
 static void
@@ -573,6 +612,8 @@ static void	cbatch_start(struct spoolsync *);
 static void
 cbatch_free(struct cbatch *b)
 {
+	/* Every temp file is placed or aborted by now (commit_done). */
+	atomic_fetch_sub(&commit_anon_held, b->nanon);
 	cdirs_close(&b->dirs);
 	free(b->conflict_dir);
 	free(b->v);

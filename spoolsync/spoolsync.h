@@ -295,6 +295,7 @@ struct apply_tmp {
 	int		 placed_ok;	/* placed: the file's stat once renamed */
 	struct stat	 placed;
 	int		 dirfd_borrowed;	/* the caller's: never closed here */
+	int		 anon;		/* O_TMPFILE: no name until it is placed */
 };
 /* A temp file beside PATH; missing parents are made (like their own parent)
  * if CREATE_DIRS. */
@@ -307,6 +308,15 @@ int		 apply_tmp_open(int rootfd, const char *path, int create_dirs,
  */
 int		 apply_tmp_open_in(int dirfd, const char *path, struct apply_tmp *,
 		    char *err, size_t errlen);
+/*
+ * The same with no name at all (O_TMPFILE, made with M's permission bits
+ * when safe): placing it adds one directory entry, and a crash leaves
+ * nothing behind.  It holds its descriptor until placed or aborted.  Where
+ * the file system refuses, a named temp file as apply_tmp_open_in.
+ */
+int		 apply_tmp_open_anon(int dirfd, const char *path,
+		    const struct apply_meta *m, struct apply_tmp *, char *err,
+		    size_t errlen);
 /* PATH's parent beneath ROOTFD, missing directories made like their parent. */
 int		 apply_parent_open(int rootfd, const char *path, char *err,
 		    size_t errlen);
@@ -351,6 +361,7 @@ enum apply_step {
 	APPLY_STEP_MTIME,
 	APPLY_STEP_FSYNC,
 	APPLY_STEP_RENAME,
+	APPLY_STEP_TMPFILE,	/* O_TMPFILE refused: the named fallback */
 };
 void		 apply_fail_at(enum apply_step, int errnum);
 

@@ -166,10 +166,26 @@ rel_base(const char *rel)
 	return p == NULL ? rel : p + 1;
 }
 
+/*
+ * spoolsync's own temp files: named ones (SPOOLSYNC_TMP_PREFIX), and the
+ * nameless ones a receiver writes (O_TMPFILE, apply.c), whose writes and
+ * attribute changes the kernel reports under "#<inode number>".  Those are
+ * never in the directory: a real file of such a name is left to the
+ * anti-entropy scan, which does not skip it (exclude_is_temp).
+ */
 static int
 rel_is_temp(const char *rel)
 {
-	return strncmp(rel_base(rel), SPOOLSYNC_TMP_PREFIX,
+	const char	*b = rel_base(rel);
+	size_t		 i;
+
+	if (b[0] == '#') {
+		for (i = 1; b[i] >= '0' && b[i] <= '9'; i++)
+			;
+		if (i > 1 && i <= 21 && b[i] == '\0')
+			return 1;
+	}
+	return strncmp(b, SPOOLSYNC_TMP_PREFIX,
 	    sizeof(SPOOLSYNC_TMP_PREFIX) - 1) == 0;
 }
 

@@ -1,4 +1,5 @@
 /* test_apply.c: changes land whole or not at all, with exact metadata, and only beneath the root. */
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
@@ -685,6 +686,261 @@ test_temp_files_share_one_directory_and_it_stays_open(void **state)
 	    -1);
 }
 
+
+/* The entries of DIRFD, "." and ".." aside. */
+static int
+count_entries(int dirfd)
+{
+	DIR		*d = fdopendir(dup(dirfd));
+	struct dirent	*de;
+	int		 n = 0;
+
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/*
+ * A nameless temp file (the receiver's initial sync): nothing at all is in
+ * the directory while it is written and sealed, and the target appears
+ * whole, with its exact attributes, when it is placed.
+ */
+static void
+test_a_nameless_temp_file_shows_nothing_until_it_lands_whole(void **state)
+{
+	struct fx		*f = *state;
+	struct apply_meta	 m = { APPLY_OWNER | APPLY_MODE | APPLY_MTIME, 0640,
+	    1234, 5678, MTIME };
+	struct apply_tmp	 t;
+	struct stat		 st;
+	char			 err[256];
+	int			 dfd;
+
+	dfd = apply_parent_open(f->rootfd, "h/offline/bob.list", err, sizeof(err));
+	assert_true(dfd >= 0);
+	assert_int_equal(apply_tmp_open_anon(dfd, "h/offline/bob.list", &m, &t, err,
+	    sizeof(err)), 0);
+	assert_int_equal(t.anon, 1);
+	assert_int_equal(apply_tmp_write(&t, "item({", 6, err, sizeof(err)), 0);
+	assert_int_equal(count_entries(dfd), 0);
+	assert_int_equal(apply_tmp_write(&t, "});", 3, err, sizeof(err)), 0);
+	assert_int_equal(apply_tmp_seal(&t, &m, err, sizeof(err)), 0);
+	assert_int_equal(count_entries(dfd), 0);	/* sealed: still nothing */
+	assert_int_equal(fstatat(dfd, "bob.list", &st, 0), -1);
+	assert_int_equal(apply_tmp_rename(&t, err, sizeof(err)), 0);
+	expect_content(f->rootfd, "h/offline/bob.list", "item({});");
+	assert_int_equal(count_entries(dfd), 1);
+	assert_int_equal(fstatat(dfd, "bob.list", &st, 0), 0);
+	assert_int_equal(st.st_uid, 1234);
+	assert_int_equal(st.st_gid, 5678);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(st.st_nlink, 1);
+	assert_int_equal(st.st_mtim.tv_sec, MTIME / 1000000000);
+	assert_int_equal(st.st_mtim.tv_nsec, MTIME % 1000000000);
+	/* what the echo check records is what lies there */
+	assert_true(t.placed_ok);
+	assert_int_equal(t.placed.st_ino, st.st_ino);
+	assert_int_equal(t.placed.st_ctim.tv_nsec, st.st_ctim.tv_nsec);
+	assert_true(fcntl(dfd, F_GETFD) != -1);		/* still the caller's */
+	close(dfd);
+}
+
+/* A target that exists is replaced atomically (never missing, never torn),
+ * with the mode wanted whatever the umask, and no temp file left. */
+static void
+test_a_nameless_temp_file_replaces_an_existing_file_atomically(void **state)
+{
+	struct fx		*f = *state;
+	struct apply_meta	 m = { APPLY_MODE | APPLY_MTIME, 0644, 0, 0, MTIME };
+	static const unsigned	 modes[] = { 0644, 02750, 0600, 0777 };
+	struct apply_tmp	 t;
+	struct stat		 old, st;
+	char			 err[256];
+	mode_t			 um = umask(077);
+	int			 dfd;
+
+	put(f->rootfd, "f.dat", "old");
+	dfd = apply_parent_open(f->rootfd, "f.dat", err, sizeof(err));
+	assert_true(dfd >= 0);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		m.mode = modes[i];
+		assert_int_equal(fstatat(dfd, "f.dat", &old, 0), 0);
+		assert_int_equal(apply_tmp_open_anon(dfd, "f.dat", &m, &t, err,
+		    sizeof(err)), 0);
+		assert_int_equal(apply_tmp_write(&t, "new", 3, err, sizeof(err)), 0);
+		assert_int_equal(apply_tmp_seal(&t, &m, err, sizeof(err)), 0);
+		expect_content(f->rootfd, "f.dat", i == 0 ? "old" : "new");
+		assert_int_equal(apply_tmp_rename(&t, err, sizeof(err)), 0);
+		expect_content(f->rootfd, "f.dat", "new");
+		assert_int_equal(fstatat(dfd, "f.dat", &st, 0), 0);
+		assert_true(st.st_ino != old.st_ino);
+		assert_int_equal(st.st_mode & 07777, modes[i]);
+		assert_int_equal(count_entries(dfd), 1);
+	}
+	/* the single-file way (fsync) places it the same */
+	assert_int_equal(apply_tmp_open_anon(dfd, "g.dat", &m, &t, err,
+	    sizeof(err)), 0);
+	assert_int_equal(apply_tmp_write(&t, "g", 1, err, sizeof(err)), 0);
+	assert_int_equal(apply_tmp_commit(&t, &m, err, sizeof(err)), 0);
+	expect_content(f->rootfd, "g.dat", "g");
+	assert_int_equal(count_entries(dfd), 2);
+	umask(um);
+	close(dfd);
+}
+
+/* Placing fails (injected, or a directory in the way): the target is as it
+ * was, and nothing is left behind. */
+static void
+test_a_nameless_temp_file_that_cannot_land_leaves_nothing(void **state)
+{
+	static const char *const targets[] = { "new", "old" };
+	struct fx		*f = *state;
+	struct apply_meta	 m = { APPLY_MODE, 0644, 0, 0, 0 };
+	struct apply_tmp	 t;
+	struct stat		 st;
+	char			 err[256];
+	int			 dfd;
+
+	dfd = apply_parent_open(f->rootfd, "a/x", err, sizeof(err));
+	assert_true(dfd >= 0);
+	put(dfd, "old", "old");
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(apply_tmp_open_anon(dfd, i ? "a/old" : "a/new", &m,
+		    &t, err, sizeof(err)), 0);
+		assert_int_equal(apply_tmp_write(&t, "partial", 7, err, sizeof(err)),
+		    0);
+		assert_int_equal(apply_tmp_seal(&t, &m, err, sizeof(err)), 0);
+		apply_fail_at(APPLY_STEP_RENAME, EIO);
+		assert_int_equal(apply_tmp_rename(&t, err, sizeof(err)), -1);
+		assert_int_equal(errno, EIO);
+		assert_non_null(strstr(err, targets[i]));
+	}
+	assert_int_equal(fstatat(dfd, "new", &st, 0), -1);
+	expect_content(dfd, "old", "old");
+	assert_int_equal(count_entries(dfd), 1);
+	/* a directory where the file goes: EISDIR, for the caller to clear */
+	assert_int_equal(mkdirat(dfd, "d", 0755), 0);
+	put(dfd, "d/keep", "k");
+	assert_int_equal(apply_tmp_open_anon(dfd, "a/d", &m, &t, err, sizeof(err)),
+	    0);
+	assert_int_equal(apply_tmp_write(&t, "file", 4, err, sizeof(err)), 0);
+	assert_int_equal(apply_tmp_seal(&t, &m, err, sizeof(err)), 0);
+	assert_int_equal(apply_tmp_rename(&t, err, sizeof(err)), -1);
+	assert_int_equal(errno, EISDIR);
+	expect_content(dfd, "d/keep", "k");
+	assert_int_equal(count_entries(dfd), 2);
+	assert_int_equal(count_temps(f->rootfd), 0);
+	/* aborted before it was placed: nothing either */
+	assert_int_equal(apply_tmp_open_anon(dfd, "a/gone", &m, &t, err,
+	    sizeof(err)), 0);
+	apply_tmp_abort(&t);
+	assert_int_equal(count_entries(dfd), 2);
+	/* a directory deleted meanwhile: ENOENT, as the committer expects */
+	assert_int_equal(mkdirat(f->rootfd, "b", 0755), 0);
+	close(dfd);
+	dfd = openat(f->rootfd, "b", O_RDONLY | O_DIRECTORY);
+	assert_int_equal(unlinkat(f->rootfd, "b", AT_REMOVEDIR), 0);
+	assert_int_equal(apply_tmp_open_anon(dfd, "b/x", &m, &t, err, sizeof(err)),
+	    -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(apply_tmp_open_anon(dfd, "b/../../x", &m, &t, err,
+	    sizeof(err)), -1);
+	close(dfd);
+}
+
+/* A file system (or kernel) that refuses O_TMPFILE: a named temp file
+ * instead, which lands the same way. */
+static void
+test_a_refused_tmpfile_falls_back_to_a_named_temp_file(void **state)
+{
+	struct fx		*f = *state;
+	struct apply_meta	 m = { APPLY_MODE | APPLY_MTIME, 0604, 0, 0, MTIME };
+	static const int	 refusals[] = { EOPNOTSUPP, EISDIR, EINVAL };
+	struct apply_tmp	 t;
+	struct stat		 st;
+	char			 err[256], name[32];
+	int			 dfd;
+
+	dfd = apply_parent_open(f->rootfd, "x", err, sizeof(err));
+	assert_true(dfd >= 0);
+	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		snprintf(name, sizeof(name), "f%zu", i);
+		apply_fail_at(APPLY_STEP_TMPFILE, refusals[i]);
+		assert_int_equal(apply_tmp_open_anon(dfd, name, &m, &t, err,
+		    sizeof(err)), 0);
+		assert_int_equal(t.anon, 0);
+		assert_true(exclude_is_temp(t.name));
+		assert_int_equal(count_temps(f->rootfd), 1);
+		assert_int_equal(apply_tmp_write(&t, "abc", 3, err, sizeof(err)), 0);
+		assert_int_equal(apply_tmp_seal(&t, &m, err, sizeof(err)), 0);
+		assert_int_equal(fstatat(dfd, name, &st, 0), -1);
+		assert_int_equal(apply_tmp_rename(&t, err, sizeof(err)), 0);
+		expect_content(dfd, name, "abc");
+		assert_int_equal(fstatat(dfd, name, &st, 0), 0);
+		assert_int_equal(st.st_mode & 07777, 0604);
+		assert_int_equal(count_temps(f->rootfd), 0);
+	}
+	/* any other failure is an error, not a fallback */
+	apply_fail_at(APPLY_STEP_TMPFILE, EMFILE);
+	assert_int_equal(apply_tmp_open_anon(dfd, "g", &m, &t, err, sizeof(err)),
+	    -1);
+	assert_int_equal(errno, EMFILE);
+	assert_non_null(strstr(err, "temp file"));
+	assert_int_equal(count_temps(f->rootfd), 0);
+	close(dfd);
+}
+
+/*
+ * What a watcher of the directory sees (watch.c's filter relies on it):
+ * the writes and attribute changes under "#<inode>", never the target's
+ * name, and the target once, created, when it is whole.
+ */
+static void
+test_a_watcher_sees_the_target_only_when_it_is_whole(void **state)
+{
+	struct fx		*f = *state;
+	struct apply_meta	 m = { APPLY_MODE | APPLY_MTIME, 0644, 0, 0, MTIME };
+	struct apply_tmp	 t;
+	char			 err[256], buf[4096], tmpname[32];
+	ssize_t			 n;
+	int			 in, dfd, created = 0;
+	struct stat		 st;
+
+	dfd = apply_parent_open(f->rootfd, "w/f.dat", err, sizeof(err));
+	assert_true(dfd >= 0);
+	in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	assert_true(in >= 0);
+	snprintf(buf, sizeof(buf), "%s/w", f->root);
+	assert_true(inotify_add_watch(in, buf, IN_MODIFY | IN_CLOSE_WRITE |
+	    IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO) >= 0);
+	assert_int_equal(apply_tmp_open_anon(dfd, "w/f.dat", &m, &t, err,
+	    sizeof(err)), 0);
+	assert_int_equal(fstat(t.fd, &st), 0);
+	snprintf(tmpname, sizeof(tmpname), "#%llu", (unsigned long long)st.st_ino);
+	assert_int_equal(apply_tmp_write(&t, "abc", 3, err, sizeof(err)), 0);
+	assert_int_equal(apply_tmp_seal(&t, &m, err, sizeof(err)), 0);
+	assert_int_equal(apply_tmp_rename(&t, err, sizeof(err)), 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n; ) {
+			struct inotify_event	*ie = (struct inotify_event *)p;
+
+			assert_true(ie->len > 0);
+			if (strcmp(ie->name, "f.dat") == 0) {
+				assert_int_equal(ie->mask, IN_CREATE);
+				created++;
+			} else
+				assert_string_equal(ie->name, tmpname);
+			p += sizeof(*ie) + ie->len;
+		}
+	}
+	assert_int_equal(created, 1);
+	close(in);
+	close(dfd);
+}
+
 int
 main(void)
 {
@@ -706,6 +962,11 @@ main(void)
 		T(test_a_delta_patches_into_place_and_an_append_copies_then_adds),
 		T(test_hostile_paths_change_nothing_outside),
 		T(test_temp_files_share_one_directory_and_it_stays_open),
+		T(test_a_nameless_temp_file_shows_nothing_until_it_lands_whole),
+		T(test_a_nameless_temp_file_replaces_an_existing_file_atomically),
+		T(test_a_nameless_temp_file_that_cannot_land_leaves_nothing),
+		T(test_a_refused_tmpfile_falls_back_to_a_named_temp_file),
+		T(test_a_watcher_sees_the_target_only_when_it_is_whole),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
