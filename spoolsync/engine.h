@@ -199,6 +199,15 @@ struct mfsend {
 };
 TAILQ_HEAD(mfsendq, mfsend);
 
+/* The since_ms of a link's ops, counted per value, oldest first. */
+struct lagset {
+	struct lagent	*v;		/* v[head..n): values ascending */
+	size_t		 head, n, cap;
+	size_t		 live;		/* entries counting an op */
+	size_t		 total;		/* ops counted */
+	int		 broken;	/* a value removed was not there */
+};
+
 enum link_state {
 	LINK_CONNECTING = 1,
 	LINK_AUTH,
@@ -229,6 +238,7 @@ struct link {
 	size_t		 nops;
 	size_t		 nunsent;	/* of those, not OP_SENT (op_stage) */
 	struct pmap	*busy;		/* path -> its op in flight */
+	struct lagset	 lag;		/* their since_ms (link_lag_add) */
 	uint64_t	 next_xfer;
 	/* receiver */
 	struct pmap	*rx;
@@ -384,6 +394,11 @@ size_t		 link_out_len(const struct link *);
 void		 link_pump_soon(struct link *);
 void		 link_pause_read(struct link *, int paused);
 struct link	*peer_up_link(const struct peer *);
+/* An op's since_ms as it joins, and leaves, l->ops: the lag in O(1). */
+void		 link_lag_add(struct link *, uint64_t since_ms);
+void		 link_lag_del(struct link *, uint64_t since_ms);
+/* The oldest since_ms of L's ops; 0 when none or not every op is counted. */
+uint64_t	 link_lag_oldest(struct link *);
 
 /* local.c: local changes: watch events, coalesced, become new versions */
 void		 sync_watch_cb(const struct watch_event *, void *);

@@ -99,8 +99,114 @@ link_free(struct link *l)
 	free(l->msg);
 	pmap_free(l->rx, NULL);
 	pmap_free(l->busy, NULL);
+	free(l->lag.v);
 	TAILQ_REMOVE(&l->sp->links, l, entry);
 	free(l);
+}
+
+/*
+ * The lag (the age of the oldest change not yet acked) is read on every
+ * /status and /metrics poll, with thousands of ops in flight: their
+ * since_ms values are counted in a sorted array instead of walked.  New
+ * ops come with the newest values, so adding is mostly an append, and
+ * acks come mostly in order, so the head moves on.
+ */
+struct lagent {
+	uint64_t	ms;
+	size_t		count;		/* 0: a hole the head skips */
+};
+
+/* The first index in [head, n) whose value is >= MS. */
+static size_t
+link_lag_find(const struct lagset *ls, uint64_t ms)
+{
+	size_t	lo = ls->head, hi = ls->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (ls->v[mid].ms < ms)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void
+link_lag_add(struct link *l, uint64_t ms)
+{
+	struct lagset	*ls = &l->lag;
+	size_t		 i;
+
+	ls->total++;
+	i = ls->n > ls->head && ls->v[ls->n - 1].ms >= ms ?
+	    link_lag_find(ls, ms) : ls->n;
+	if (i < ls->n && ls->v[i].ms == ms) {
+		if (ls->v[i].count++ == 0)
+			ls->live++;
+		return;
+	}
+	if (ls->head > 0 && ls->n == ls->cap) {
+		/* Slide the live part down before growing. */
+		memmove(ls->v, ls->v + ls->head, (ls->n - ls->head) *
+		    sizeof(*ls->v));
+		ls->n -= ls->head;
+		i -= ls->head;
+		ls->head = 0;
+	}
+	if (ls->n == ls->cap) {
+		ls->cap = ls->cap ? ls->cap * 2 : 64;
+		ls->v = xreallocarray(ls->v, ls->cap, sizeof(*ls->v));
+	}
+	memmove(ls->v + i + 1, ls->v + i, (ls->n - i) * sizeof(*ls->v));
+	ls->v[i].ms = ms;
+	ls->v[i].count = 1;
+	ls->n++;
+	ls->live++;
+}
+
+/* Holes behind an old op that stays (a big file) go, or they would pile up. */
+static void
+link_lag_compact(struct lagset *ls)
+{
+	size_t	o = 0;
+
+	for (size_t i = ls->head; i < ls->n; i++)
+		if (ls->v[i].count > 0)
+			ls->v[o++] = ls->v[i];
+	ls->head = 0;
+	ls->n = o;
+}
+
+void
+link_lag_del(struct link *l, uint64_t ms)
+{
+	struct lagset	*ls = &l->lag;
+	size_t		 i = link_lag_find(ls, ms);
+
+	if (i == ls->n || ls->v[i].ms != ms || ls->v[i].count == 0) {
+		ls->broken = 1;		/* the lag is walked from now on */
+		return;
+	}
+	ls->total--;
+	if (--ls->v[i].count == 0)
+		ls->live--;
+	while (ls->head < ls->n && ls->v[ls->head].count == 0)
+		ls->head++;
+	if (ls->head == ls->n)
+		ls->head = ls->n = 0;
+	else if (ls->n - ls->head > 2 * ls->live + 64)
+		link_lag_compact(ls);
+}
+
+uint64_t
+link_lag_oldest(struct link *l)
+{
+	struct lagset	*ls = &l->lag;
+
+	if (ls->total == 0 || ls->total != l->nops || ls->broken)
+		return 0;
+	return ls->v[ls->head].ms;
 }
 
 static void

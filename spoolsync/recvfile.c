@@ -127,6 +127,13 @@ rx_open(struct link *l, struct rx *rx)
 		/* A small file: its temp file is made by the committer, which
 		 * leaves the loop free to take the next ones. */
 		rx->mem = 1;
+		/* Its announced size exactly: buf_add's doubling would hold up
+		 * to twice the bytes (and copy them) for every file waiting. */
+		if (rx->body.data == NULL) {
+			rx->body.data = xmalloc((size_t)rx->size + 1);
+			rx->body.cap = (size_t)rx->size + 1;
+			rx->body.data[0] = '\0';
+		}
 		rx->md = (struct evp_md_ctx_st *)EVP_MD_CTX_new();
 		EVP_DigestInit_ex((EVP_MD_CTX *)rx->md, EVP_sha256(), NULL);
 		return;

@@ -51,6 +51,7 @@ op_new(struct link *l, struct item *it)
 	op->fd = -1;
 	buf_init(&op->data);
 	TAILQ_INSERT_TAIL(&l->ops, op, entry);
+	link_lag_add(l, op->since_ms);
 	l->nops++;
 	l->nunsent++;		/* OP_HASH */
 	pmap_put(l->busy, it->path, op);

@@ -63,17 +63,22 @@ sp_peer_queued(const struct peer *p)
 uint64_t
 sp_peer_lag_ms(struct spoolsync *sp, struct peer *p)
 {
-	uint64_t		 now = now_mono_ms(), oldest = 0, age;
+	uint64_t		 now = now_mono_ms(), oldest = 0, age, lo;
 	const struct item	*it;
 	const struct op		*op;
 	struct link		*l = peer_up_link(p);
 
 	if ((it = TAILQ_FIRST(&p->outbox)) != NULL)
 		oldest = it->since_ms;
-	if (l != NULL)
+	if (l != NULL && (lo = link_lag_oldest(l)) != 0) {
+		if (oldest == 0 || lo < oldest)
+			oldest = lo;
+	} else if (l != NULL) {
+		/* Not every op counted (see link_lag_oldest): walk them. */
 		TAILQ_FOREACH(op, &l->ops, entry)
 			if (op->it != NULL && (oldest == 0 || op->since_ms < oldest))
 				oldest = op->since_ms;
+	}
 	age = oldest != 0 && now > oldest ? now - oldest : 0;
 	if (sp->q != NULL && sp->mode != MODE_RECEIVE) {
 		uint64_t qa = queue_oldest_age_ns(sp->q) / 1000000;

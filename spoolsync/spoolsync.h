@@ -668,6 +668,9 @@ struct pmap_iter {
 	void		*ent;
 };
 struct pmap	*pmap_new(void);
+/* A map whose values hold their keys: a char * at KEY_OFF in each value,
+ * unchanged while it is in the map; pmap_put copies nothing. */
+struct pmap	*pmap_new_keyed(size_t key_off);
 uint64_t	 pmap_hash_str(const char *);	/* the map's own string hash */
 /* FREEFN (may be NULL) is called on every value left. */
 void		 pmap_free(struct pmap *, void (*freefn)(void *));

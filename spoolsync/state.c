@@ -28,6 +28,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,13 +57,73 @@ struct state {
 	char		 err[256];
 };
 
-/* Version vectors. */
+/*
+ * Version vectors.  Every record's vector names the same few nodes: their
+ * names are kept once, in a table that only grows (so that a name is read
+ * without a lock, from any thread), and vectors point at them.  A peer
+ * inventing names past the table's bound gets private copies instead.
+ */
+#define VV_NAMES_MAX	256
+#define VV_NAME_LEN	(WIRE_NAME_MAX + 1)
+
+static char		vv_names[VV_NAMES_MAX][VV_NAME_LEN];
+static atomic_size_t	vv_nnames;
+static pthread_mutex_t	vv_names_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+vv_name_shared(const char *p)
+{
+	uintptr_t	a = (uintptr_t)p, lo = (uintptr_t)&vv_names[0][0];
+
+	return a >= lo && a < lo + sizeof(vv_names);
+}
+
+static const char *
+vv_name_find(const char *node, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(vv_names[i], node) == 0)
+			return vv_names[i];
+	return NULL;
+}
+
+/* NODE's shared name, or a private copy when the table is full. */
+static char *
+vv_name(const char *node)
+{
+	const char	*p;
+	size_t		 n, len;
+
+	if (vv_name_shared(node))
+		return (char *)node;
+	n = atomic_load_explicit(&vv_nnames, memory_order_acquire);
+	if ((p = vv_name_find(node, n)) != NULL)
+		return (char *)p;
+	if ((len = strlen(node)) >= VV_NAME_LEN)
+		return xstrdup(node);
+	pthread_mutex_lock(&vv_names_lock);
+	n = atomic_load_explicit(&vv_nnames, memory_order_relaxed);
+	if ((p = vv_name_find(node, n)) == NULL && n < VV_NAMES_MAX) {
+		memcpy(vv_names[n], node, len + 1);
+		atomic_store_explicit(&vv_nnames, n + 1, memory_order_release);
+		p = vv_names[n];
+	}
+	pthread_mutex_unlock(&vv_names_lock);
+	return p != NULL ? (char *)p : xstrdup(node);
+}
+
+static void
+vv_name_free(char *p)
+{
+	if (!vv_name_shared(p))
+		free(p);
+}
 
 void
 vv_free(struct vv *v)
 {
 	for (size_t i = 0; i < v->n; i++)
-		free(v->e[i].node);
+		vv_name_free(v->e[i].node);
 	free(v->e);
 	v->e = NULL;
 	v->n = 0;
@@ -72,9 +135,9 @@ vv_copy(struct vv *dst, const struct vv *src)
 	struct vv	t = { NULL, 0 };
 
 	if (src->n > 0) {
-		t.e = xcalloc(src->n, sizeof(*t.e));
+		t.e = xreallocarray(NULL, src->n, sizeof(*t.e));
 		for (size_t i = 0; i < src->n; i++) {
-			t.e[i].node = xstrdup(src->e[i].node);
+			t.e[i].node = vv_name(src->e[i].node);
 			t.e[i].counter = src->e[i].counter;
 		}
 		t.n = src->n;
@@ -87,7 +150,7 @@ uint64_t
 vv_get(const struct vv *v, const char *node)
 {
 	for (size_t i = 0; i < v->n; i++)
-		if (strcmp(v->e[i].node, node) == 0)
+		if (v->e[i].node == node || strcmp(v->e[i].node, node) == 0)
 			return v->e[i].counter;
 	return 0;
 }
@@ -108,7 +171,7 @@ vv_set(struct vv *v, const char *node, uint64_t counter)
 	}
 	v->e = xreallocarray(v->e, v->n + 1, sizeof(*v->e));
 	memmove(v->e + i + 1, v->e + i, (v->n - i) * sizeof(*v->e));
-	v->e[i].node = xstrdup(node);
+	v->e[i].node = vv_name(node);
 	v->e[i].counter = counter;
 	v->n++;
 }
@@ -514,7 +577,7 @@ state_open(const char *dir, const char *root, char *err, size_t errlen)
 	char		*path;
 
 	st->lockfd = -1;
-	st->recs = pmap_new();
+	st->recs = pmap_new_keyed(offsetof(struct st_rec, path));
 	TAILQ_INIT(&st->later);
 	if (state_mkdirs(dir, 0700) == -1) {
 		snprintf(err, errlen, "state_dir: cannot create %s: %s", dir,

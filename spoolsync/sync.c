@@ -534,6 +534,7 @@ sync_op_done(struct link *l, struct op *op, int status, const char *text)
 
 	op->it = NULL;
 	TAILQ_REMOVE(&l->ops, op, entry);
+	link_lag_del(l, op->since_ms);
 	l->nops--;
 	if (op->stage != OP_SENT)
 		l->nunsent--;
@@ -627,6 +628,7 @@ sync_link_down(struct link *l)
 	/* In reverse, each to the head: the outbox keeps their order. */
 	while ((op = TAILQ_LAST(&l->ops, opq)) != NULL) {
 		TAILQ_REMOVE(&l->ops, op, entry);
+		link_lag_del(l, op->since_ms);
 		l->nops--;
 		if (op->stage != OP_SENT)
 			l->nunsent--;

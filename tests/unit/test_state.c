@@ -1,4 +1,5 @@
-/* test_state.c: version vectors order versions as replication needs, and the
+/* test_state.c: version vectors order versions as replication needs (their
+ * node names shared, or private past the shared table's bound), and the
  * state database keeps records, tombstones and the counter across restarts. */
 #include <sys/stat.h>
 
@@ -153,6 +154,56 @@ open_state(struct fx *f, const char *root)
 }
 
 static void
+test_vv_node_names_are_shared_between_vectors(void **state)
+{
+	struct vv	a = { NULL, 0 }, b = { NULL, 0 }, c = { NULL, 0 };
+	char		name[] = "node-shared";
+
+	(void)state;
+	vv_set(&a, name, 1);
+	name[0] = 'N';		/* the vector kept no pointer to the caller's */
+	vv_set(&b, "node-shared", 2);
+	assert_ptr_equal(a.e[0].node, b.e[0].node);
+	assert_string_equal(a.e[0].node, "node-shared");
+	vv_copy(&c, &a);
+	assert_ptr_equal(c.e[0].node, a.e[0].node);
+	assert_int_equal(vv_parse(&c, "node-shared:7,other:1"), 0);
+	assert_int_equal(vv_get(&c, "node-shared"), 7);
+	assert_ptr_equal(c.e[0].node, a.e[0].node);
+	vv_free(&a);		/* freeing one leaves the others' names intact */
+	assert_int_equal(vv_get(&b, "node-shared"), 2);
+	assert_int_equal(vv_compare(&b, &c), VV_BEFORE);
+	vv_free(&b);
+	vv_free(&c);
+}
+
+static void
+test_vv_with_more_names_than_the_table_holds_still_works(void **state)
+{
+	struct vv	v[600];
+	char		name[32];
+
+	(void)state;
+	/* A peer inventing names: past the shared table they are private
+	 * copies, freed with their vector (ASan sees any leak or bad free). */
+	for (int i = 0; i < 600; i++) {
+		v[i].e = NULL;
+		v[i].n = 0;
+		snprintf(name, sizeof(name), "invented-%d", i);
+		vv_set(&v[i], name, (uint64_t)i + 1);
+		vv_set(&v[i], "a", 5);
+	}
+	for (int i = 0; i < 600; i++) {
+		snprintf(name, sizeof(name), "invented-%d", i);
+		assert_int_equal(vv_get(&v[i], name), (uint64_t)i + 1);
+		assert_int_equal(vv_get(&v[i], "a"), 5);
+		assert_string_equal(vv_author(&v[i], &v[(i + 1) % 600]), name);
+	}
+	for (int i = 0; i < 600; i++)
+		vv_free(&v[i]);
+}
+
+static void
 test_records_survive_a_restart_with_every_field(void **state)
 {
 	struct fx	*f = *state;
@@ -204,6 +255,45 @@ test_records_survive_a_restart_with_every_field(void **state)
 
 	st = open_state(f, f->root);
 	assert_null(state_get(st, "host/offline/bob.list"));
+	state_close(st);
+}
+
+static void
+test_a_record_deleted_and_made_again_is_found_by_its_path(void **state)
+{
+	struct fx	*f = *state;
+	struct state	*st = open_state(f, f->root);
+	struct st_rec	*r, *r2;
+	char		 path[64];
+
+	/* The table's keys are the records' own paths: a lookup with another
+	 * buffer, a delete, and a new record at the same path all hold. */
+	for (int i = 0; i < 2000; i++) {
+		snprintf(path, sizeof(path), "host/offline/u%d.list", i);
+		r = state_lookup_or_new(st, path);
+		assert_string_equal(r->path, path);
+		assert_ptr_not_equal(r->path, path);
+		r->type = MF_FILE;
+		assert_int_equal(state_save(st, r), 0);
+	}
+	snprintf(path, sizeof(path), "host/offline/u%d.list", 1234);
+	r = state_get(st, path);
+	assert_non_null(r);
+	state_del(st, path);
+	assert_null(state_get(st, path));
+	r2 = state_lookup_or_new(st, path);
+	assert_non_null(r2);
+	assert_ptr_equal(state_get(st, "host/offline/u1234.list"), r2);
+	assert_int_equal(state_count(st), 2000);
+	r2->type = MF_FILE;
+	assert_int_equal(state_save(st, r2), 0);
+	state_close(st);
+
+	st = open_state(f, f->root);
+	assert_int_equal(state_count(st), 2000);
+	r = state_get(st, "host/offline/u1999.list");
+	assert_non_null(r);
+	assert_string_equal(r->path, "host/offline/u1999.list");
 	state_close(st);
 }
 
@@ -542,7 +632,10 @@ main(void)
 		cmocka_unit_test(test_vv_merge_dominates_both_and_author_names_the_newer_side),
 		cmocka_unit_test(test_vv_text_round_trips_and_refuses_garbage),
 		cmocka_unit_test(test_vv_to_wire_and_back_is_the_same_vector),
+		cmocka_unit_test(test_vv_node_names_are_shared_between_vectors),
+		cmocka_unit_test(test_vv_with_more_names_than_the_table_holds_still_works),
 		T(test_records_survive_a_restart_with_every_field),
+		T(test_a_record_deleted_and_made_again_is_found_by_its_path),
 		T(test_counter_never_goes_back_after_a_restart),
 		T(test_another_root_starts_with_no_records),
 		T(test_a_second_daemon_on_the_same_state_dir_is_refused),
