@@ -5,6 +5,20 @@
 #
 #   tests/bench/bench_proxyd.py                      # the full run: about 12 minutes
 #   tests/bench/bench_proxyd.py --quick              # a quick look: about 3 minutes
+#   tests/bench/bench_proxyd.py --pin ...            # load generator and backend on CPU 0,
+#                                                    # every proxy on CPU 1 (isolation)
+#   tests/bench/bench_proxyd.py --tick 250 ...       # the open loop's send clock, in us
+#
+# Where added latency comes from: the latency table gives, per path, the proxy's
+# CPU per message and its threads' run-queue wait per message (time runnable but
+# without a CPU: the machine's contention, other people's work included).  The
+# open loop sends on a 1 ms clock, so each tick is a burst of rate/1000 messages
+# that every stage (load generator, proxy, backend, proxy, load generator)
+# works through in turn, each after a wake-up: a proxy adds two such stages,
+# and its CPU per message sets how long its stages take.  --pin takes the load
+# generator's and the backend's CPU away from the proxies (the same for every
+# contender: all proxies share CPU 1, hamon stays unpinned); --tick makes
+# smaller bursts (more wake-ups: every path then spends more CPU per message).
 #
 # Run as root with Debian's /usr/bin/python3 after `make && make unit` (the load
 # generator and the echo backend are build/tests/loadgen and echo_xmpp).
@@ -28,6 +42,8 @@ PASSWORD = "bench-pw"
 NOFILE_NOTE = ("N = 10,000 does not fit here: the open-file hard limit is 20,000 per "
                "process and a proxy holds two fds per client (plus its listeners)")
 GOALS = {"throughput": 0.80, "p99_added_us": 1000, "idle_plain_kib": 16}
+PIN = None      # --pin: (CPUs of the load generator and backends, CPUs of the proxies)
+ARGS_TICK = 0   # --tick: the open loop's send clock in us (0: loadgen's 1 ms)
 
 
 def note(msg):
@@ -49,6 +65,36 @@ def rss(pid):
     raise harness.HarnessError(f"no VmRSS for {pid}")
 
 
+def pin(pid, which):
+    """--pin: every thread of PID on the load's (0) or the proxies' (1) CPUs.
+    Done after the start, so that a proxy sizes its threads on all CPUs."""
+    if PIN is None or not pid:
+        return
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), PIN[which])
+        except OSError:
+            pass                        # a thread that just ended
+
+
+def runq_seconds(pid):
+    """Seconds PID's threads waited runnable for a CPU (schedstat's second field)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
+def load_cpus():
+    """preexec_fn of the load generator: on the load's CPUs under --pin."""
+    if PIN is not None:
+        os.sched_setaffinity(0, PIN[0])
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -68,6 +114,7 @@ class Echo:
         self.proc = harness.spawn([tool("echo_xmpp"), "-p", str(self.port), "-d", DOMAIN],
                                   self.log_path, name="echo_xmpp")
         harness.wait_log(self.log_path, rf"^port {self.port}$", 10, proc=self.proc)
+        pin(self.proc.pid, 0)
 
     @property
     def pid(self):
@@ -110,6 +157,7 @@ class Proxyd:
                            "proxyd has hamon's view")
         harness.wait_until(lambda: (harness.xmpp_features(self.ports["none"]) or "").find(
             "mechanisms") >= 0, 10, "a login offer through proxyd")
+        pin(self.proxyd.pid, 1)
 
     def restart(self):
         """A fresh process: memory freed by a previous run would hide the cost."""
@@ -133,6 +181,7 @@ class Haproxy:
         self.h = harness.HAProxy([("a", be.port)], xmpp_check=True, check_domain=DOMAIN,
                                  maxconn=maxconn, nbthread=nbthread).start()
         self.port = self.h.port
+        pin(self.h.pid, 1)
 
     @property
     def pid(self):
@@ -145,6 +194,7 @@ class Haproxy:
 def prosody_backend(users):
     """A Prosody with USERS accounts u0..u<USERS-1>, registered with prosodyctl."""
     p = harness.Prosody().start()
+    pin(p.pid, 0)
     names = [f"u{i}" for i in range(users)]
     errors = []
 
@@ -167,7 +217,7 @@ def prosody_backend(users):
 # ---------------------------------------------------------------- the load
 
 def loadgen(port, clients, rate=0, window=8, seconds=5, warmup=1, tls="none",
-            users=0, idle=False, body=0, timeout=None):
+            users=0, idle=False, body=0, timeout=None, tick=None):
     argv = [tool("loadgen"), "-t", f"127.0.0.1:{port}", "-n", str(clients),
             "-d", DOMAIN, "-u", "u", "-w", PASSWORD, "-T", tls,
             "-s", str(seconds), "-a", str(warmup), "-c", "100"]
@@ -176,10 +226,13 @@ def loadgen(port, clients, rate=0, window=8, seconds=5, warmup=1, tls="none",
     if body:
         argv += ["-b", str(body)]
     argv += ["-r", str(rate)] if rate else ["-r", "0", "-W", str(window)]
+    tick = tick or ARGS_TICK
+    if rate and tick:
+        argv += ["-k", str(tick)]
     if idle:
         return subprocess.Popen(argv + ["-I"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
-    r = subprocess.run(argv, capture_output=True, text=True,
+                                stdout=subprocess.PIPE, text=True, preexec_fn=load_cpus)
+    r = subprocess.run(argv, capture_output=True, text=True, preexec_fn=load_cpus,
                        timeout=timeout or (seconds + warmup + 120))
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
     if not lines:
@@ -194,8 +247,10 @@ def loadgen(port, clients, rate=0, window=8, seconds=5, warmup=1, tls="none",
 def measured(target, pid, **kw):
     """A loadgen run against TARGET's port with the proxy's CPU seconds."""
     cpu0 = cpu_seconds(pid) if pid else 0
+    rq0 = runq_seconds(pid) if pid else 0
     res = loadgen(target, **kw)
     res["proxy_cpu_s"] = (cpu_seconds(pid) - cpu0) if pid else 0
+    res["proxy_runq_s"] = (runq_seconds(pid) - rq0) if pid else 0
     return res
 
 
@@ -269,7 +324,7 @@ def fmt_us(v):
     return f"{v:,.0f}"
 
 
-def print_set(title, sat, lat, loads, sat_clients, window):
+def print_set(title, sat, lat, loads, sat_clients, window, tick):
     names = list(sat)
     print(f"\n== {title}")
     print(f"saturation: {sat_clients} clients in pairs, {window} messages in flight each "
@@ -280,10 +335,10 @@ def print_set(title, sat, lat, loads, sat_clients, window):
         cpu = 1e6 * r["proxy_cpu_s"] / max(1, r["received"])
         print(f"  {n:<16} {r['msgs_per_s']:>10,.0f} {fmt_us(r['p50_us']):>8} "
               f"{fmt_us(r['p99_us']):>8} {cpu:>10.3f}")
-    print("latency at fractions of proxyd's saturating load (open loop, 1 ms send clock; "
-          "added = path - direct)")
+    print(f"latency at fractions of proxyd's saturating load (open loop, {tick} us send "
+          f"clock; added = path - direct; the proxy's CPU and run-queue wait per message)")
     print(f"  {'load':>12} {'path':<16} {'msgs/s':>10} {'p50 us':>8} {'p99 us':>8} "
-          f"{'+p50 us':>8} {'+p99 us':>8}")
+          f"{'+p50 us':>8} {'+p99 us':>8} {'cpu us':>7} {'runq us':>7}")
     for frac in loads:
         base = lat.get((frac, "direct"))
         for n in names:
@@ -292,10 +347,13 @@ def print_set(title, sat, lat, loads, sat_clients, window):
                 continue
             a50 = r["p50_us"] - base["p50_us"] if base and n != "direct" else None
             a99 = r["p99_us"] - base["p99_us"] if base and n != "direct" else None
+            got = max(1, r["received"])
+            cpu = f"{1e6 * r['proxy_cpu_s'] / got:.2f}" if n != "direct" else ""
+            rq = f"{1e6 * r.get('proxy_runq_s', 0) / got:.2f}" if n != "direct" else ""
             print(f"  {frac:>4.0%} {r['rate']:>7,.0f} {n:<16} {r['msgs_per_s']:>10,.0f} "
                   f"{fmt_us(r['p50_us']):>8} {fmt_us(r['p99_us']):>8} "
                   f"{'' if a50 is None else fmt_us(a50):>8} "
-                  f"{'' if a99 is None else fmt_us(a99):>8}")
+                  f"{'' if a99 is None else fmt_us(a99):>8} {cpu:>7} {rq:>7}")
 
 
 def filter_floor(body):
@@ -384,6 +442,11 @@ def main():
                     help="leave proxyd's direct-TLS path out of the message runs")
     ap.add_argument("--quick", action="store_true",
                     help="1 round, 3 s runs, loads 0.5 only, 2,000 idle clients")
+    ap.add_argument("--pin", action="store_true",
+                    help="load generator and backends on CPU 0, every proxy on CPU 1")
+    ap.add_argument("--tick", type=int, default=1000,
+                    help="the open loop's send clock in us (10..1000; smaller: "
+                    "smaller bursts)")
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("--proxyd", help="another proxyd binary (default: the build's)")
     args = ap.parse_args()
@@ -391,8 +454,18 @@ def main():
         args.rounds, args.seconds, args.loads, args.idle_n = 1, 3, [0.5], 2000
     if os.geteuid() != 0:
         sys.exit("bench_proxyd.py runs Prosody as user prosody: run it as root")
+    global PIN, ARGS_TICK
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            sys.exit("--pin needs two CPUs")
+        PIN = ({cpus[0]}, {cpus[1]})
+    if not 10 <= args.tick <= 1000:
+        sys.exit("--tick: 10 to 1000 us")
+    ARGS_TICK = args.tick if args.tick != 1000 else 0
     note(f"build {harness.build_dir()}; {os.cpu_count()} cores; load average "
-         f"{os.getloadavg()[0]:.2f}; {NOFILE_NOTE}")
+         f"{os.getloadavg()[0]:.2f}; {NOFILE_NOTE}"
+         + (f"; pinned: load on CPU {PIN[0]}, proxies on CPU {PIN[1]}" if PIN else ""))
     report = {"args": vars(args), "sets": {}}
     Proxyd.binary = os.path.join(harness.make_dir("bin"), "proxyd")
     shutil.copy2(args.proxyd or harness.build_dir() / "proxyd", Proxyd.binary)
@@ -472,10 +545,11 @@ def main():
           f"figures are noisy, compare ratios within this run only.")
     if sat:
         print_set("echo backend (build/tests/echo_xmpp): the proxies' own cost", sat, lat,
-                  args.loads, args.clients, args.window)
+                  args.loads, args.clients, args.window, args.tick)
     if psat:
         print_set(f"Prosody backend ({args.prosody_users} users, {args.prosody_clients} "
-                  f"clients)", psat, plat, args.loads, args.prosody_clients, args.window)
+                  f"clients)", psat, plat, args.loads, args.prosody_clients, args.window,
+                  args.tick)
     if mem:
         print(f"\n== memory per idle logged-in connection, N = {args.idle_n} "
               f"(RSS growth / N; 20 warm connections first)")

@@ -6,12 +6,13 @@
  *   loadgen -t HOST:PORT -n CLIENTS [-d DOMAIN] [-u PREFIX] [-U USERS]
  *           [-w PASSWORD] [-T none|starttls|direct] [-r RATE | -W WINDOW]
  *           [-s SECONDS] [-a WARMUP_S] [-b BODY_BYTES] [-c CONNECTING]
- *           [-P PROCS] [-e] [-I]
+ *           [-P PROCS] [-k TICK_US] [-e] [-I]
  *
  * Client i logs in as PREFIX<i % USERS> with resource r<i>; clients 2k and
  * 2k+1 are partners.  -r RATE: messages/s in all, sent on a 1 ms clock
- * (open loop); -r 0: every client keeps WINDOW messages in flight to its
- * partner (closed loop: the saturating load).  The latency of a message runs
+ * (open loop; -k TICK_US: a finer clock, so smaller bursts); -r 0: every
+ * client keeps WINDOW messages in flight to its partner (closed loop: the
+ * saturating load).  The latency of a message runs
  * from just before it is written until its partner has read it; the send
  * time (CLOCK_MONOTONIC) travels in the body.  -I: log in, print one line and
  * hold the clients idle until stdin closes or SIGTERM (memory figures).
@@ -68,7 +69,7 @@ enum run_phase { R_LOGIN, R_WAIT, R_WARM, R_MEASURE, R_DRAIN, R_DONE };
 struct opts {
 	struct net_addr	 target;
 	const char	*domain, *prefix, *password;
-	long		 clients, users, procs, connecting, window, body;
+	long		 clients, users, procs, connecting, window, body, tick_us;
 	double		 rate, seconds, warmup;
 	enum tls_mode	 tls;
 	int		 idle, presence;
@@ -565,7 +566,7 @@ worker_after(struct worker *w, double seconds)
 static void
 worker_go(struct worker *w)
 {
-	struct timeval	tv = { 0, TICK_US };
+	struct timeval	tv = { 0, w->o->tick_us };
 	long		i, k;
 
 	w->t_go = now_mono_ns();
@@ -679,6 +680,23 @@ worker_ssl_ctx(void)
 	return ctx;
 }
 
+/* Below 1 ms the clock needs a precise timer: epoll waits in whole ms. */
+static struct event_base *
+worker_base(const struct opts *o)
+{
+	struct event_config	*cfg;
+	struct event_base	*base;
+
+	if (o->tick_us >= 1000)
+		return event_base_new();
+	if ((cfg = event_config_new()) == NULL)
+		fatalx("event_config_new failed");
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static int
 worker_run(const struct opts *o, long first, long count, int ctrl_fd)
 {
@@ -688,7 +706,7 @@ worker_run(const struct opts *o, long first, long count, int ctrl_fd)
 	w.o = o;
 	w.first = first;
 	w.count = count;
-	w.base = event_base_new();
+	w.base = worker_base(o);
 	if (o->tls != TLS_NONE)
 		w.ssl_ctx = worker_ssl_ctx();
 	w.c = xcalloc((size_t)count, sizeof(*w.c));
@@ -854,6 +872,7 @@ parent_run(const struct opts *o, struct child *ch, long procs)
 		parent_merge(&h, line, tot, &msecs, err, sizeof(err));
 	}
 	json_kv_double(&j, "rate", o->rate);
+	json_kv_int(&j, "tick_us", o->rate > 0 ? o->tick_us : 0);
 	json_kv_int(&j, "window", o->rate == 0 ? o->window : 0);
 	json_kv_double(&j, "seconds", msecs);
 	json_kv_uint(&j, "sent", tot[0]);
@@ -935,7 +954,8 @@ usage(void)
 	    "[-u PREFIX] [-U USERS] [-w PASSWORD]\n"
 	    "               [-T none|starttls|direct] [-r RATE | -W WINDOW] "
 	    "[-s SECONDS] [-a WARMUP]\n"
-	    "               [-b BODY_BYTES] [-c CONNECTING] [-P PROCS] [-e] [-I]\n");
+	    "               [-b BODY_BYTES] [-c CONNECTING] [-P PROCS] [-k TICK_US] "
+	    "[-e] [-I]\n");
 	exit(2);
 }
 
@@ -955,7 +975,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 	o->window = 4;
 	o->seconds = 5;
 	o->warmup = 1;
-	while ((ch = getopt(argc, argv, "t:n:d:u:U:w:T:r:W:s:a:b:c:P:eI")) != -1) {
+	o->tick_us = TICK_US;
+	while ((ch = getopt(argc, argv, "t:n:d:u:U:w:T:r:W:s:a:b:c:P:k:eI")) != -1) {
 		switch (ch) {
 		case 't':
 			if (net_addr_parse(optarg, &o->target, err, sizeof(err)) == -1)
@@ -984,6 +1005,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'b': o->body = atol(optarg); break;
 		case 'c': o->connecting = atol(optarg); break;
 		case 'P': o->procs = atol(optarg); break;
+		case 'k': o->tick_us = atol(optarg); break;
 		case 'e': o->presence = 1; break;
 		case 'I': o->idle = 1; break;
 		default: usage();
@@ -991,7 +1013,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (!have_target || o->clients < 1 || o->procs < 1 || o->connecting < 1 ||
 	    o->window < 1 || o->rate < 0 || o->seconds <= 0 || o->warmup < 0 ||
-	    o->body < 0 || o->body > 60000 || o->users < 0)
+	    o->body < 0 || o->body > 60000 || o->users < 0 ||
+	    o->tick_us < 10 || o->tick_us > 1000)
 		usage();
 	if (o->users == 0)
 		o->users = o->clients;

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -487,6 +488,62 @@ test_tree_helpers_find_attributes_children_and_text(void **state)
 	xmlstream_free(xs);
 }
 
+/* Counts a big stanza's children and checks each, and its long attribute. */
+static int
+big_stanza(void *arg, const struct xml_node *n)
+{
+	const struct xml_node	*c;
+	const char		*v;
+	char			 want[32];
+	int			 i = 0;
+
+	v = xmlstream_attr(n, NULL, "id");
+	assert_non_null(v);
+	assert_int_equal(strlen(v), 3000);
+	assert_true(v[0] == 'x' && v[2999] == 'x');
+	for (c = n->child; c != NULL; c = c->next, i++) {
+		snprintf(want, sizeof(want), "%d", i);
+		assert_string_equal(c->name, "item");
+		assert_string_equal(xmlstream_attr(c, NULL, "n"), want);
+		assert_non_null(c->child);
+		assert_string_equal(c->child->text, want);
+	}
+	*(int *)arg = i;
+	return 0;
+}
+
+/* The tree arena grows block by block, and takes a bigger-than-block
+ * attribute in one: the whole tree must come out, twice in a row (the
+ * second stanza reuses what the first one freed). */
+static void
+test_a_tree_over_many_arena_blocks_is_whole(void **state)
+{
+	static const struct xmlstream_cb cb = { NULL, big_stanza, NULL };
+	struct xmlstream	*xs;
+	struct buf		 in;
+	int			 i, seen = 0;
+
+	buf_init(&in);
+	buf_adds(&in, HDR "<message id='");
+	for (i = 0; i < 3000; i++)
+		buf_addc(&in, 'x');
+	buf_adds(&in, "'>");
+	for (i = 0; i < 400; i++)
+		buf_printf(&in, "<item n='%d'>%d</item>", i, i);
+	buf_adds(&in, "</message>");
+	xs = xmlstream_new(NULL, NULL, 0, &cb, &seen);
+	xmlstream_set_auth(xs, 1);	/* past the pre-authentication limits */
+	if (xmlstream_feed(xs, in.data, in.len) != XMLS_OK)
+		fail_msg("%s", xmlstream_error_text(xs));
+	assert_int_equal(seen, 400);
+	seen = 0;
+	assert_int_equal(xmlstream_feed(xs, in.data + strlen(HDR),
+	    in.len - strlen(HDR)), XMLS_OK);
+	assert_int_equal(seen, 400);
+	xmlstream_free(xs);
+	buf_free(&in);
+}
+
 static void
 test_configured_content_namespace_is_required(void **state)
 {
@@ -550,6 +607,7 @@ main(void)
 		cmocka_unit_test(test_a_short_read_completes_a_stanza_after_a_long_partial_token),
 		cmocka_unit_test(test_data_after_the_stream_end_is_refused),
 		cmocka_unit_test(test_tree_helpers_find_attributes_children_and_text),
+		cmocka_unit_test(test_a_tree_over_many_arena_blocks_is_whole),
 		cmocka_unit_test(test_configured_content_namespace_is_required),
 		cmocka_unit_test(test_error_is_final),
 	};
