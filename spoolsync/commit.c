@@ -664,6 +664,7 @@ cbatch_start(struct spoolsync *sp)
 {
 	struct cbatch	*b;
 	struct commit	*c;
+	size_t		 cap = 0;
 
 	if (sp->commit_running || sp->commit_placing >= COMMIT_PLACING_MAX ||
 	    TAILQ_EMPTY(&sp->commit_wait))
@@ -672,9 +673,14 @@ cbatch_start(struct spoolsync *sp)
 	b->sp = sp;
 	b->conflict_dir = sp->conflict_dir != NULL ? xstrdup(sp->conflict_dir) :
 	    NULL;
-	b->v = xcalloc(COMMIT_BATCH_MAX, sizeof(*b->v));
+	/* Sized as it fills: an idle committer takes files a few at a time,
+	 * and a full-sized array zeroed for each batch costs more than them. */
 	while (b->n < COMMIT_BATCH_MAX && (c = TAILQ_FIRST(&sp->commit_wait)) !=
 	    NULL) {
+		if (b->n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			b->v = xreallocarray(b->v, cap, sizeof(*b->v));
+		}
 		TAILQ_REMOVE(&sp->commit_wait, c, wentry);
 		b->v[b->n++] = c;
 	}

@@ -240,6 +240,45 @@ test_a_file_in_a_vanished_directory_queues_nothing(void **state)
 	assert_null(state_get(f->sp.st, "gone"));
 }
 
+/* A small file's read is what send_small ships and proves: SHA-256 of
+ * exactly that file's bytes, the same on every call. */
+static void
+test_a_small_file_read_gives_the_sha256_of_its_bytes(void **state)
+{
+	static const unsigned char abc[MF_HASH_LEN] = {
+		0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+		0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+		0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad };
+	static const unsigned char empty[MF_HASH_LEN] = {
+		0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4,
+		0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b,
+		0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55 };
+	struct fix	*f = *state;
+	unsigned char	 h[MF_HASH_LEN];
+	struct buf	 b;
+	struct stat	 st;
+	char		 p[1024];
+	FILE		*fp;
+
+	buf_init(&b);
+	snprintf(p, sizeof(p), "%s/abc", f->root);
+	assert_non_null(fp = fopen(p, "w"));
+	fputs("abc", fp);
+	fclose(fp);
+	snprintf(p, sizeof(p), "%s/empty", f->root);
+	assert_non_null(fp = fopen(p, "w"));
+	fclose(fp);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sync_read_small(&f->sp, "abc", &b, h, &st), 0);
+		assert_memory_equal(h, abc, MF_HASH_LEN);
+		assert_int_equal(b.len, 3);
+		assert_memory_equal(b.data, "abc", 3);
+		assert_int_equal(sync_read_small(&f->sp, "empty", NULL, h, &st), 0);
+		assert_memory_equal(h, empty, MF_HASH_LEN);
+	}
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -258,6 +297,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_a_file_in_a_vanished_directory_queues_nothing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_small_file_read_gives_the_sha256_of_its_bytes,
 		    setup, teardown),
 	};
 

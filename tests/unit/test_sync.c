@@ -119,6 +119,7 @@ teardown(void **state)
 		item_free(it);
 	}
 	pmap_free(f->l.busy, NULL);
+	free(f->l.lag.v);		/* link_free's part: the link is a fixture */
 	queue_free(f->sp.q);
 	if (f->sp.ev_qkick != NULL)
 		event_free(f->sp.ev_qkick);
