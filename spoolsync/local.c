@@ -498,13 +498,8 @@ static void
 sync_carry(struct spoolsync *sp, struct st_rec *tr, const struct st_rec *r,
     const struct stat *st)
 {
-	struct vv	merged = { NULL, 0 };
-
 	/* Above both: the old version at TO (if any) and the one moved. */
-	vv_copy(&merged, &tr->vv);
-	vv_merge(&merged, &r->vv);
-	vv_free(&tr->vv);
-	tr->vv = merged;
+	vv_merge(&tr->vv, &r->vv);
 	tr->type = r->type;
 	tr->size = r->size;
 	tr->mtime_ns = r->mtime_ns;
@@ -521,12 +516,7 @@ sync_carry(struct spoolsync *sp, struct st_rec *tr, const struct st_rec *r,
 static void
 sync_carry_gone(struct spoolsync *sp, struct st_rec *tr, const struct st_rec *r)
 {
-	struct vv	merged = { NULL, 0 };
-
-	vv_copy(&merged, &tr->vv);
-	vv_merge(&merged, &r->vv);
-	vv_free(&tr->vv);
-	tr->vv = merged;
+	vv_merge(&tr->vv, &r->vv);
 	tr->type = r->type;
 	tr->hash_ok = 0;
 	tr->deleted = 1;
