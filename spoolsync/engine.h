@@ -140,6 +140,8 @@ struct rx {
 	int		 basis_fd;
 	struct delta_job *patch;
 	struct evp_md_ctx_st *md;
+	unsigned char	 data_sha[MF_HASH_LEN];	/* came in one chunk: its digest */
+	int		 data_sha_ok;
 	struct buf	 target;	/* a symlink's */
 	int		 ended;		/* FILE_END seen; the patch may still run */
 	uint64_t	 started_ms;

@@ -502,6 +502,9 @@ link_on_hello(struct link *l, const struct wire_hello *h)
 		    spoolsync_mode_name(l->sp->mode), spoolsync_mode_name(h->mode));
 		return;
 	}
+	/* Both sides now know both versions: the first file comes after this
+	 * HELLO, in either direction. */
+	l->wc.digest_data = h->version >= 2;
 	link_became_up(l, p);
 }
 

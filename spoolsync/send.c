@@ -217,8 +217,10 @@ send_begin_frame(struct link *l, struct op *op)
 	link_send(l, &m);
 }
 
+/* DIGEST: the SHA-256 of these N bytes, when known (else NULL). */
 static void
-send_data_frame(struct link *l, struct op *op, const void *p, size_t n)
+send_data_frame(struct link *l, struct op *op, const void *p, size_t n,
+    const unsigned char *digest)
 {
 	struct wire_msg	m;
 
@@ -226,6 +228,7 @@ send_data_frame(struct link *l, struct op *op, const void *p, size_t n)
 	m.file_data.id = op->xfer;
 	m.file_data.data = p;
 	m.file_data.len = n;
+	m.file_data.digest = digest;
 	link_send(l, &m);
 }
 
@@ -245,11 +248,15 @@ static void
 send_in_one(struct link *l, struct op *op, const unsigned char *p, size_t n)
 {
 	size_t	k;
+	int	whole;
 
+	/* A whole file in one chunk: its hash is the chunk's (wire.c). */
+	whole = op->kind == WIRE_KIND_WHOLE && op->ftype == MF_FILE &&
+	    n == op->size && n <= WIRE_CHUNK_MAX;
 	send_begin_frame(l, op);
 	while (n > 0 && link_alive(l)) {
 		k = n < WIRE_CHUNK_MAX ? n : WIRE_CHUNK_MAX;
-		send_data_frame(l, op, p, k);
+		send_data_frame(l, op, p, k, whole ? op->sha : NULL);
 		p += k;
 		n -= k;
 	}
@@ -654,7 +661,7 @@ send_stream_file(struct link *l, struct op *op, size_t *budget)
 			continue;
 		if (n <= 0)
 			break;	/* it shrank: the receiver's check says stale */
-		send_data_frame(l, op, b, (size_t)n);
+		send_data_frame(l, op, b, (size_t)n, NULL);
 		if (!link_alive(l))
 			goto out;
 		op->off += (uint64_t)n;
@@ -722,7 +729,7 @@ send_stream_delta(struct link *l, struct op *op, size_t *budget)
 		for (size_t off = 0; off < op->data.len; off += n) {
 			n = op->data.len - off < WIRE_CHUNK_MAX ? op->data.len - off :
 			    WIRE_CHUNK_MAX;
-			send_data_frame(l, op, op->data.data + off, n);
+			send_data_frame(l, op, op->data.data + off, n, NULL);
 			if (!link_alive(l))
 				return;
 		}

@@ -366,7 +366,7 @@ enum apply_step {
 void		 apply_fail_at(enum apply_step, int errnum);
 
 /* wire.c: the peer protocol's frames: encoders, a stream framer, strict decoders */
-#define WIRE_VERSION		1
+#define WIRE_VERSION		2	/* 2: FILE_DATA's MAC covers its data's SHA-256 */
 #define WIRE_HDR_LEN		5	/* u32 payload length, u8 type */
 #define WIRE_MAC_LEN		16	/* HMAC-SHA256 truncated to 128 bits */
 #define WIRE_CHUNK_MAX		(1024 * 1024)	/* data bytes in one MANIFEST, SIG, FILE_DATA */
@@ -445,6 +445,10 @@ struct wire_chunk {			/* MANIFEST (id), SIG (xfer), FILE_DATA (xfer) */
 	const unsigned char *data;
 	size_t		 len;		/* <= WIRE_CHUNK_MAX */
 	int		 last;		/* not on FILE_DATA: FILE_END ends it */
+	/* FILE_DATA on a digest link (wire_ctx.digest_data): the SHA-256 of
+	 * DATA.  Encode: the caller's, when it has it (else computed);
+	 * decode: the one the MAC was checked with. */
+	const unsigned char *digest;
 };
 struct wire_sig_req {
 	uint64_t	 xfer;
@@ -512,6 +516,7 @@ struct wire_msg {
 	};
 	/* decode storage */
 	struct wire_vv_ent vv_store[WIRE_VV_MAX];
+	unsigned char	 data_digest[WIRE_HASH_LEN];
 	char		 strs[WIRE_STR_SPACE];
 	size_t		 strs_used;
 };
@@ -522,6 +527,7 @@ struct wire_ctx {
 	uint64_t		 send_seq;	/* of the next frame sent */
 	uint64_t		 recv_seq;	/* of the next frame expected */
 	int			 failed;	/* a bad frame came: refuse the rest */
+	int			 digest_data;	/* both sides speak version 2 */
 };
 /* KEY is auth_hs_session_key's; ROLE this side's role in that handshake. */
 int		 wire_ctx_init(struct wire_ctx *, const unsigned char *key,

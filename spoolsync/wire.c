@@ -10,6 +10,16 @@
  *	    mac		WIRE_MAC_LEN bytes: HMAC-SHA256(dirkey, u64 seq ||
  *			length || type || payload), truncated to 128 bits
  *
+ * Once both HELLOs said version 2 (wire_ctx.digest_data), a FILE_DATA
+ * frame's MAC takes the SHA-256 of its data bytes in their place:
+ * HMAC(dirkey, u64 seq || length || type || xfer || chunk length ||
+ * SHA-256(data)).  Hash-then-MAC is as strong as the MAC over the bytes
+ * (SHA-256 is collision resistant), every frame is still checked before it
+ * is parsed, and the digest is the one both ends need anyway: the sender
+ * hashed the file it read, the receiver checks a file that came in one
+ * chunk against its announced hash with it.  One pass over a small file's
+ * bytes on each side instead of two.
+ *
  * The length is bounded per type (WIRE_SMALL_MAX, or WIRE_MAX_PAYLOAD for
  * the three chunk carriers), so a bogus header is refused after 5 bytes,
  * before anything is buffered for it.  Every side keys one HMAC per
@@ -66,6 +76,9 @@
 #include <openssl/params.h>
 
 #include "spoolsync.h"
+
+/* Where a FILE_DATA frame's data bytes start: header, u64 xfer, u32 length. */
+#define WIRE_DATA_OFF	(WIRE_HDR_LEN + 8 + 4)
 
 #define WIRE_LABEL_C2S	"JHA-WIRE v1 client->server"
 #define WIRE_LABEL_S2C	"JHA-WIRE v1 server->client"
@@ -928,17 +941,24 @@ wire_ctx_clear(struct wire_ctx *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* MAC of SEQ || FRAME (header and payload); the key was set at init. */
+/*
+ * MAC of SEQ || FRAME (header and payload); the key was set at init.
+ * DIGEST non-NULL: the frame's bytes from WIRE_DATA_OFF on are replaced by
+ * their SHA-256 (a FILE_DATA frame on a digest link).
+ */
 static int
 wire_mac(struct evp_mac_ctx_st *ctx, uint64_t seq, const void *frame, size_t len,
-    unsigned char out[WIRE_MAC_LEN])
+    const unsigned char *digest, unsigned char out[WIRE_MAC_LEN])
 {
 	unsigned char	s[8], full[EVP_MAX_MD_SIZE];
-	size_t		outlen = 0;
+	size_t		outlen = 0, n = len;
 
+	if (digest != NULL)
+		n = len < WIRE_DATA_OFF ? len : WIRE_DATA_OFF;
 	put_be(s, seq, 8);
 	if (!EVP_MAC_init(ctx, NULL, 0, NULL) || !EVP_MAC_update(ctx, s, 8) ||
-	    !EVP_MAC_update(ctx, frame, len) ||
+	    !EVP_MAC_update(ctx, frame, n) ||
+	    (digest != NULL && !EVP_MAC_update(ctx, digest, WIRE_HASH_LEN)) ||
 	    !EVP_MAC_final(ctx, full, &outlen, sizeof(full)) ||
 	    outlen < WIRE_MAC_LEN)
 		return -1;
@@ -946,13 +966,27 @@ wire_mac(struct evp_mac_ctx_st *ctx, uint64_t seq, const void *frame, size_t len
 	return 0;
 }
 
+/* The SHA-256 of a FILE_DATA frame's data bytes (all after WIRE_DATA_OFF). */
+static int
+wire_data_digest(const unsigned char *frame, size_t len,
+    unsigned char out[WIRE_HASH_LEN])
+{
+	unsigned int	hl = 0;
+	size_t		off = len < WIRE_DATA_OFF ? len : WIRE_DATA_OFF;
+
+	return EVP_Digest(frame + off, len - off, out, &hl, EVP_sha256(),
+	    NULL) == 1 && hl == WIRE_HASH_LEN ? 0 : -1;
+}
+
 int
 wire_encode(struct wire_ctx *c, const struct wire_msg *m, struct buf *out,
     char *err, size_t errlen)
 {
 	static const unsigned char	 zero[WIRE_HDR_LEN];
-	unsigned char			 mac[WIRE_MAC_LEN];
+	unsigned char			 mac[WIRE_MAC_LEN], dbuf[WIRE_HASH_LEN];
+	const unsigned char		*frame, *digest = NULL;
 	size_t				 start = out->len, plen;
+	int				 use_digest;
 
 	buf_add(out, zero, sizeof(zero));
 	if (wire_encode_payload(m, out, err, errlen) == -1)
@@ -965,8 +999,16 @@ wire_encode(struct wire_ctx *c, const struct wire_msg *m, struct buf *out,
 	}
 	put_be((unsigned char *)out->data + start, plen, 4);
 	out->data[start + 4] = (char)m->type;
-	if (c->send_seq == UINT64_MAX || wire_mac(c->tx, c->send_seq,
-	    out->data + start, out->len - start, mac) == -1) {
+	frame = (const unsigned char *)out->data + start;
+	use_digest = c->digest_data && m->type == WIRE_FILE_DATA;
+	/* The caller's digest is of these very bytes (send.c gives the hash
+	 * of a file it read whole and sends in one chunk). */
+	if (use_digest && (digest = m->file_data.digest) == NULL &&
+	    wire_data_digest(frame, out->len - start, dbuf) == 0)
+		digest = dbuf;
+	if (c->send_seq == UINT64_MAX || (use_digest && digest == NULL) ||
+	    wire_mac(c->tx, c->send_seq, frame, out->len - start, digest,
+	    mac) == -1) {
 		snprintf(err, errlen, "%s: cannot compute the MAC",
 		    wire_type_name(m->type));
 		goto fail;
@@ -1012,9 +1054,10 @@ wire_decode(struct wire_ctx *c, const void *frame, size_t len,
     struct wire_msg *m, char *err, size_t errlen)
 {
 	const unsigned char	*p = frame;
-	unsigned char		 mac[WIRE_MAC_LEN];
+	unsigned char		 mac[WIRE_MAC_LEN], dbuf[WIRE_HASH_LEN];
 	size_t			 n;
 	enum wire_peek		 st;
+	int			 digest;
 
 	if (c->failed) {
 		snprintf(err, errlen, "link already failed: no more frames");
@@ -1027,7 +1070,10 @@ wire_decode(struct wire_ctx *c, const void *frame, size_t len,
 		    len, n);
 		goto fail;
 	}
-	if (wire_mac(c->rx, c->recv_seq, p, len - WIRE_MAC_LEN, mac) == -1 ||
+	digest = c->digest_data && p[4] == WIRE_FILE_DATA;
+	if ((digest && wire_data_digest(p, len - WIRE_MAC_LEN, dbuf) == -1) ||
+	    wire_mac(c->rx, c->recv_seq, p, len - WIRE_MAC_LEN, digest ? dbuf :
+	    NULL, mac) == -1 ||
 	    CRYPTO_memcmp(mac, p + len - WIRE_MAC_LEN, WIRE_MAC_LEN) != 0) {
 		snprintf(err, errlen, "%s frame #%llu: bad MAC (corrupted, forged, "
 		    "replayed or out of order)", wire_type_name(p[4]),
@@ -1037,6 +1083,10 @@ wire_decode(struct wire_ctx *c, const void *frame, size_t len,
 	if (wire_decode_payload(p[4], p + WIRE_HDR_LEN,
 	    len - WIRE_HDR_LEN - WIRE_MAC_LEN, m, err, errlen) == -1)
 		goto fail;
+	if (digest) {
+		memcpy(m->data_digest, dbuf, WIRE_HASH_LEN);
+		m->file_data.digest = m->data_digest;
+	}
 	m->seq = c->recv_seq++;
 	return 0;
 fail:
