@@ -696,22 +696,40 @@ ae_mark_synced(struct peer *p)
 }
 
 /*
- * The peer acked HERE's exact content and metadata after this pass began
- * (ae_learn trusts such an ack over the manifest too): queueing it again
- * would only read and hash the file once more to find it settled.
+ * HERE is settled by traffic since this pass began (ae_learn trusts an ack
+ * over the manifest too): the peer acked its exact content and metadata,
+ * or it is in flight now (its ack settles it, a failure queues it again).
+ * Queueing it once more would only read and hash the file again to find
+ * nothing to send.  An entry of a rescan's listing (MF_F_NOHASH: stat
+ * only) counts when the record, hashed as it was shipped, has that stat.
  */
 static int
-ae_acked_since(const struct peer *p, const struct mf_entry *here)
+ae_acked_since(const struct peer *p, const struct link *l,
+    const struct mf_entry *here)
 {
-	const struct pk	*k;
+	const struct pk		*k;
+	const struct st_rec	*r;
+	const unsigned char	*hash = here != NULL ? here->hash : NULL;
 
 	if (here == NULL || here->type != MF_FILE ||
-	    (here->flags & (MF_F_UNSTABLE | MF_F_RACY | MF_F_NOHASH)) ||
-	    (k = pmap_get(p->pk, here->path)) == NULL ||
+	    (here->flags & (MF_F_UNSTABLE | MF_F_RACY)))
+		return 0;
+	if (here->flags & MF_F_NOHASH) {
+		if ((r = state_get(p->sp->st, here->path)) == NULL ||
+		    r->deleted || !r->hash_ok || r->type != MF_FILE ||
+		    r->size != here->size || r->mtime_ns != here->mtime_ns ||
+		    r->mode != here->mode || r->uid != here->uid ||
+		    r->gid != here->gid)
+			return 0;
+		if (pmap_get(l->busy, here->path) != NULL)
+			return 1;
+		hash = r->hash;
+	}
+	if ((k = pmap_get(p->pk, here->path)) == NULL ||
 	    k->ts_ms <= p->ae.started_ms)
 		return 0;
 	return k->type == MF_FILE && k->size == here->size &&
-	    memcmp(k->hash, here->hash, MF_HASH_LEN) == 0 &&
+	    memcmp(k->hash, hash, MF_HASH_LEN) == 0 &&
 	    k->mode == here->mode && k->mtime_ns == here->mtime_ns &&
 	    k->uid == here->uid && k->gid == here->gid;
 }
@@ -743,7 +761,7 @@ ae_apply_diff(struct peer *p, struct link *l, const struct manifest *here,
 		    pmap_get(l->busy, path) == NULL)
 			stable++;
 		if (sp->mode == MODE_SEND) {
-			if (!ae_acked_since(p, d->here))
+			if (!ae_acked_since(p, l, d->here))
 				sync_enqueue(p, path, 1);
 			if (d->kind == MF_MISSING_HERE && d->there->type == MF_DIR)
 				skip = path;	/* its delete takes the subtree */
