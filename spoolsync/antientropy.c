@@ -274,8 +274,8 @@ ae_serve_busy(struct link *l)
 	struct spoolsync	*sp = l->sp;
 	struct peer		*p = l->peer;
 
-	return sp->mode == MODE_SEND && p != NULL && (sp->rescan_listing > 0 ||
-	    sp->rescan_run != NULL || p->nqueued > 0 || l->nops > 0);
+	return sp->mode == MODE_SEND && p != NULL && (sp->rescan_run != NULL ||
+	    p->nqueued > 0 || l->nops > 0);
 }
 
 static void
@@ -481,31 +481,67 @@ ae_reconcile(struct spoolsync *sp, const struct manifest *mf)
 }
 
 /*
- * The rescan only looks for local changes, so a file it has no hash for
+ * A rescan.  It only looks for local changes, so a file it has no hash for
  * (a new one) is not read here: it becomes a record without one, hashed
- * when it is shipped.  An initial sync starts shipping at once instead of
- * after a pass over every byte of the tree.
+ * when it is shipped.  The walk, on a worker, hands its listing over in
+ * slices as it goes, and the records follow each slice a few entries per
+ * loop turn: an initial sync ships its first files a few ms after the
+ * start, not once the whole tree has been listed (and never after a pass
+ * over every byte of it).  What only the whole listing can tell (which
+ * records are gone) waits for its end.
  */
-static void
-ae_rescan_run(void *arg)
-{
-	struct ajob	*j = arg;
+struct rslice {
+	struct rslice	*next;
+	struct rescan	*rs;
+	struct manifest	*mf;
+};
 
-	j->rc = manifest_build_quick(j->rootfd, j->ex, j->prev != NULL ?
-	    j->prev->mf : NULL, &j->out, j->err, sizeof(j->err));
-}
-
-/* The records follow the listing a slice per loop turn: the first changes
- * ship while the rest of a big tree is still being looked at. */
 struct rescan {
 	struct spoolsync *sp;
-	struct manifest	*mf;
-	size_t		 next, found, listed;
+	/* the walk's, on the worker until its end */
+	struct bg	*bg;
+	int		 rootfd;
+	const struct exclude *ex;
+	struct mfref	*prev;
+	struct manifest	*out;
+	char		 err[512];
+	int		 rc;
+	/* the loop's */
+	struct rslice	*head, *tail;	/* slices not yet reconciled */
+	size_t		 next;		/* in head */
+	struct manifest	*mf;		/* the whole listing, once walked */
+	int		 walking;	/* the worker has it */
+	int		 dead;		/* superseded or stopped: nothing more */
+	size_t		 found, listed;
 	size_t		 live0, old;	/* live records at the start; listed of them */
 	uint64_t	 start_ms;
 	struct event	*ev;
 };
 
+static void
+rslice_free(struct rslice *sl)
+{
+	manifest_free(sl->mf);
+	free(sl);
+}
+
+static void
+rescan_drop_slices(struct rescan *rs)
+{
+	struct rslice	*sl;
+
+	while ((sl = rs->head) != NULL) {
+		rs->head = sl->next;
+		rslice_free(sl);
+	}
+	rs->tail = NULL;
+	rs->next = 0;
+}
+
+/*
+ * No longer the rescan: its slices are dropped (a newer one lists the tree
+ * again, or the daemon stops), and it is freed once its walk is back.
+ */
 static void
 rescan_free(struct rescan *rs)
 {
@@ -513,9 +549,61 @@ rescan_free(struct rescan *rs)
 		return;
 	if (rs->sp->rescan_run == rs)
 		rs->sp->rescan_run = NULL;
-	event_free(rs->ev);
+	rs->dead = 1;
+	rescan_drop_slices(rs);
+	if (rs->ev != NULL)
+		evtimer_del(rs->ev);
+	if (rs->walking)
+		return;
+	if (rs->ev != NULL)
+		event_free(rs->ev);
 	manifest_free(rs->mf);
+	manifest_free(rs->out);
+	mfref_put(rs->prev);
 	free(rs);
+}
+
+/* On the worker: a slice of the listing goes to the loop now. */
+static void	ae_rescan_slice_cb(void *, int);
+
+static void
+ae_rescan_slice(struct manifest *part, void *arg)
+{
+	struct rescan	*rs = arg;
+	struct rslice	*sl = xcalloc(1, sizeof(*sl));
+
+	sl->rs = rs;
+	sl->mf = part;
+	bg_post(rs->bg, ae_rescan_slice_cb, sl);
+}
+
+static void
+ae_rescan_run(void *arg)
+{
+	struct rescan	*rs = arg;
+
+	rs->rc = manifest_build_quick_stream(rs->rootfd, rs->ex, rs->prev != NULL ?
+	    rs->prev->mf : NULL, ae_rescan_slice, rs, &rs->out, rs->err,
+	    sizeof(rs->err));
+}
+
+static void
+ae_rescan_slice_cb(void *arg, int cancelled)
+{
+	struct rslice	*sl = arg;
+	struct rescan	*rs = sl->rs;
+	struct timeval	 tv = { 0, 0 };
+
+	if (cancelled || rs->dead || rs->sp->mode == MODE_RECEIVE) {
+		rslice_free(sl);
+		return;
+	}
+	if (rs->tail != NULL)
+		rs->tail->next = sl;
+	else
+		rs->head = sl;
+	rs->tail = sl;
+	evtimer_add(rs->ev, &tv);
 }
 
 /*
@@ -544,24 +632,13 @@ ae_rescan_feed(struct spoolsync *sp, struct manifest *mf)
 	mfref_put(ref);
 }
 
+/* The whole listing is in and every slice of it reconciled. */
 static void
-ae_rescan_step_cb(evutil_socket_t fd, short what, void *arg)
+ae_rescan_end(struct rescan *rs)
 {
-	struct rescan		*rs = arg;
 	struct spoolsync	*sp = rs->sp;
 	struct manifest		*mf;
-	struct timeval		 tv = { 0, 0 };
-	size_t			 to;
 
-	to = rs->mf->n - rs->next > AE_RECONCILE_STEP ? rs->next +
-	    AE_RECONCILE_STEP : rs->mf->n;
-	rs->found += ae_reconcile_range(sp, rs->mf, rs->next, to, &rs->listed,
-	    rs->start_ms, &rs->old);
-	rs->next = to;
-	if (rs->next < rs->mf->n) {
-		evtimer_add(rs->ev, &tv);	/* after the links' turn */
-		return;
-	}
 	/*
 	 * Only a record older than the rescan can be gone unseen (the others
 	 * were just made or looked at): when the listing names every one of
@@ -576,56 +653,86 @@ ae_rescan_step_cb(evutil_socket_t fd, short what, void *arg)
 	mf = rs->mf;
 	rs->mf = NULL;
 	rescan_free(rs);
-	if (sp->rescan_listing == 0)	/* else a newer one comes */
-		ae_rescan_feed(sp, mf);
-	else
-		manifest_free(mf);
+	ae_rescan_feed(sp, mf);
+}
+
+static void
+ae_rescan_step_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rescan	*rs = arg;
+	struct rslice	*sl;
+	struct timeval	 tv = { 0, 0 };
+	size_t		 budget = AE_RECONCILE_STEP, to;
+
+	while (budget > 0 && (sl = rs->head) != NULL) {
+		to = sl->mf->n - rs->next > budget ? rs->next + budget : sl->mf->n;
+		rs->found += ae_reconcile_range(rs->sp, sl->mf, rs->next, to,
+		    &rs->listed, rs->start_ms, &rs->old);
+		budget -= to - rs->next;
+		rs->next = to;
+		if (rs->next < sl->mf->n)
+			break;
+		if ((rs->head = sl->next) == NULL)
+			rs->tail = NULL;
+		rs->next = 0;
+		rslice_free(sl);
+	}
+	if (rs->head != NULL)
+		evtimer_add(rs->ev, &tv);	/* after the links' turn */
+	else if (rs->mf != NULL)
+		ae_rescan_end(rs);
+	/* else the walk's next slice (or its end) comes */
 }
 
 static void
 ae_rescan_done(void *arg, int cancelled)
 {
-	struct ajob		*j = arg;
-	struct spoolsync	*sp = j->sp;
-	struct rescan		*rs;
+	struct rescan		*rs = arg;
+	struct spoolsync	*sp = rs->sp;
 	struct timeval		 tv = { 0, 0 };
 
 	sp->rescan_listing--;
-	if (cancelled || j->rc == -1 || sp->mode == MODE_RECEIVE) {
-		if (!cancelled && j->rc == -1)
-			log_warnx("rescan: listing the tree: %s", j->err);
-		else if (!cancelled)
+	rs->walking = 0;
+	if (cancelled || rs->dead) {
+		if (rs->dead)
+			rescan_free(rs);
+		return;		/* else ae_shutdown frees it */
+	}
+	if (rs->rc == -1 || sp->mode == MODE_RECEIVE) {
+		if (rs->rc == -1)
+			log_warnx("rescan: listing the tree: %s", rs->err);
+		else
 			sp->rescan_done = 1;
-		ajob_free(j);
-		if (!cancelled && sp->rescan_listing == 0 && sp->rescan_run == NULL)
-			ae_rescan_feed(sp, NULL);
+		rescan_free(rs);
+		ae_rescan_feed(sp, NULL);
 		return;
 	}
-	rescan_free(sp->rescan_run);	/* this listing is newer */
-	rs = xcalloc(1, sizeof(*rs));
-	rs->sp = sp;
-	rs->start_ms = now_mono_ms();	/* touched in this ms: not older */
-	rs->live0 = state_live_count(sp->st);
-	rs->mf = j->out;
-	j->out = NULL;
-	ajob_free(j);
-	if ((rs->ev = evtimer_new(sp->base, ae_rescan_step_cb, rs)) == NULL)
-		fatalx("rescan: out of memory for a timer");
-	sp->rescan_run = rs;
-	evtimer_add(rs->ev, &tv);
+	rs->mf = rs->out;
+	rs->out = NULL;
+	evtimer_add(rs->ev, &tv);	/* the last slices, then the end */
 }
 
+/* A newer rescan supersedes one under way: it lists the whole tree again. */
 void
 ae_rescan(struct spoolsync *sp)
 {
-	struct ajob	*j = xcalloc(1, sizeof(*j));
+	struct rescan	*rs = xcalloc(1, sizeof(*rs));
 
-	j->sp = sp;
-	j->rootfd = sp->rootfd;
-	j->ex = sp->ex;
-	j->prev = mfref_get(sp->last_mf);
+	rescan_free(sp->rescan_run);
+	rs->sp = sp;
+	rs->bg = sp->bg;
+	rs->rootfd = sp->rootfd;
+	rs->ex = sp->ex;
+	rs->prev = mfref_get(sp->last_mf);
+	/* Touched in this ms or later: not older than the rescan. */
+	rs->start_ms = now_mono_ms();
+	rs->live0 = sp->mode == MODE_RECEIVE ? 0 : state_live_count(sp->st);
+	if ((rs->ev = evtimer_new(sp->base, ae_rescan_step_cb, rs)) == NULL)
+		fatalx("rescan: out of memory for a timer");
+	rs->walking = 1;
+	sp->rescan_run = rs;
 	sp->rescan_listing++;
-	bg_submit(sp->bg, ae_rescan_run, ae_rescan_done, j);
+	bg_submit(sp->bg, ae_rescan_run, ae_rescan_done, rs);
 }
 
 static void
@@ -696,12 +803,16 @@ ae_mark_synced(struct peer *p)
 }
 
 /*
- * HERE is settled by traffic since this pass began (ae_learn trusts an ack
- * over the manifest too): the peer acked its exact content and metadata,
- * or it is in flight now (its ack settles it, a failure queues it again).
- * Queueing it once more would only read and hash the file again to find
- * nothing to send.  An entry of a rescan's listing (MF_F_NOHASH: stat
- * only) counts when the record, hashed as it was shipped, has that stat.
+ * The peer acked HERE's exact content and metadata after this pass began
+ * (ae_learn trusts such an ack over the manifest too): the difference is
+ * settled, and queueing it again would only read and hash the file once
+ * more to find so.  A quick listing's new file carries no hash: its record,
+ * hashed when the file was shipped, tells the content while it still has
+ * the stat the listing saw; such a file in flight is settled too (its ack
+ * settles it, a failure queues it again).  (An initial sync ships most of
+ * the tree before its rescan's pass compares, some of it from records made
+ * before the pass began, when the link came up after the rescan's first
+ * slices.)
  */
 static int
 ae_acked_since(const struct peer *p, const struct link *l,
@@ -709,29 +820,33 @@ ae_acked_since(const struct peer *p, const struct link *l,
 {
 	const struct pk		*k;
 	const struct st_rec	*r;
-	const unsigned char	*hash = here != NULL ? here->hash : NULL;
+	const unsigned char	*hash;
 
-	if (here == NULL || here->type != MF_FILE ||
+	if (here == NULL || (here->type != MF_FILE && here->type != MF_DIR) ||
 	    (here->flags & (MF_F_UNSTABLE | MF_F_RACY)))
 		return 0;
-	if (here->flags & MF_F_NOHASH) {
-		if ((r = state_get(p->sp->st, here->path)) == NULL ||
-		    r->deleted || !r->hash_ok || r->type != MF_FILE ||
-		    r->size != here->size || r->mtime_ns != here->mtime_ns ||
-		    r->mode != here->mode || r->uid != here->uid ||
-		    r->gid != here->gid)
+	hash = here->hash;
+	if (here->type == MF_FILE && (here->flags & MF_F_NOHASH)) {
+		r = state_get(p->sp->st, here->path);
+		if (r == NULL || r->deleted || r->type != MF_FILE ||
+		    !r->hash_ok || r->size != here->size ||
+		    r->mtime_ns != here->mtime_ns ||
+		    r->ctime_ns != here->ctime_ns || r->ino != here->ino ||
+		    r->dev != here->dev || r->mode != here->mode ||
+		    r->uid != here->uid || r->gid != here->gid)
 			return 0;
 		if (pmap_get(l->busy, here->path) != NULL)
 			return 1;
 		hash = r->hash;
 	}
 	if ((k = pmap_get(p->pk, here->path)) == NULL ||
-	    k->ts_ms <= p->ae.started_ms)
+	    k->ts_ms <= p->ae.started_ms || k->type != here->type ||
+	    k->mode != here->mode || k->uid != here->uid || k->gid != here->gid)
 		return 0;
-	return k->type == MF_FILE && k->size == here->size &&
-	    memcmp(k->hash, hash, MF_HASH_LEN) == 0 &&
-	    k->mode == here->mode && k->mtime_ns == here->mtime_ns &&
-	    k->uid == here->uid && k->gid == here->gid;
+	if (here->type == MF_DIR)
+		return 1;
+	return k->size == here->size && k->mtime_ns == here->mtime_ns &&
+	    memcmp(k->hash, hash, MF_HASH_LEN) == 0;
 }
 
 /* What the diff says: queued for the peer, and counted. */
@@ -746,6 +861,7 @@ ae_apply_diff(struct peer *p, struct link *l, const struct manifest *here,
 	const char		*path, *skip = NULL;
 	size_t			 stable = 0;
 	unsigned		 flags = 0;
+	int			 acked;
 
 	if (!(sp->is_root && l->peer_root))
 		flags |= MF_CMP_NO_OWNER;
@@ -756,12 +872,13 @@ ae_apply_diff(struct peer *p, struct link *l, const struct manifest *here,
 		if (skip != NULL && ae_under(path, skip))
 			continue;
 		r = state_get(sp->st, path);
-		if (!(r != NULL && r->touched_ms >= p->ae.started_ms) &&
+		acked = sp->mode == MODE_SEND && ae_acked_since(p, l, d->here);
+		if (!acked && !(r != NULL && r->touched_ms >= p->ae.started_ms) &&
 		    pmap_get(p->queued, path) == NULL &&
 		    pmap_get(l->busy, path) == NULL)
 			stable++;
 		if (sp->mode == MODE_SEND) {
-			if (!ae_acked_since(p, l, d->here))
+			if (!acked)
 				sync_enqueue(p, path, 1);
 			if (d->kind == MF_MISSING_HERE && d->there->type == MF_DIR)
 				skip = path;	/* its delete takes the subtree */
@@ -948,7 +1065,7 @@ ae_start(struct peer *p, int full, const char *why)
 	 * read once more here before the first one goes.
 	 */
 	if (!full && p->sp->mode == MODE_SEND &&
-	    (p->sp->rescan_listing > 0 || p->sp->rescan_run != NULL)) {
+	    p->sp->rescan_run != NULL) {
 		ae->wait_rescan = 1;
 		return;
 	}

@@ -1,7 +1,8 @@
 /*
  * bg.c: worker threads for what must never run on the event loop (a full
  * manifest build, hashing a big file).  Results come back on the loop, in
- * the order the jobs finish, through an eventfd.
+ * the order the jobs finish (a job's partial results before its end),
+ * through an eventfd.
  */
 #include <sys/eventfd.h>
 
@@ -20,7 +21,7 @@
 
 struct bg_job {
 	struct bg_job	*next;
-	void		(*run)(void *);
+	void		(*run)(void *);	/* NULL: a partial result (bg_post) */
 	void		(*done)(void *, int);
 	void		*arg;
 };
@@ -92,7 +93,8 @@ bg_event_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&bg->mu);
 	while ((j = list) != NULL) {
 		list = j->next;
-		bg->pending--;
+		if (j->run != NULL)
+			bg->pending--;
 		j->done(j->arg, 0);
 		free(j);
 	}
@@ -139,7 +141,8 @@ bg_cancel_list(struct bg *bg, struct bg_job *list)
 
 	while ((j = list) != NULL) {
 		list = j->next;
-		bg->pending--;
+		if (j->run != NULL)
+			bg->pending--;
 		j->done(j->arg, 1);
 		free(j);
 	}
@@ -180,6 +183,26 @@ bg_submit(struct bg *bg, void (*run)(void *), void (*done)(void *, int), void *a
 	bg_append(&bg->todo, &bg->todo_tail, j);
 	bg->pending++;
 	pthread_cond_signal(&bg->cv);
+	pthread_mutex_unlock(&bg->mu);
+}
+
+/*
+ * From a running job: a partial result goes to the loop now, not with the
+ * job's end.  Queued behind whatever finished before it, so that a job's
+ * posts reach the loop in order and before its DONE.
+ */
+void
+bg_post(struct bg *bg, void (*cb)(void *, int), void *arg)
+{
+	struct bg_job	*j = xcalloc(1, sizeof(*j));
+	uint64_t	 one = 1;
+
+	j->done = cb;
+	j->arg = arg;
+	pthread_mutex_lock(&bg->mu);
+	bg_append(&bg->done, &bg->done_tail, j);
+	if (write(bg->efd, &one, sizeof(one)) == -1)
+		one = 1;
 	pthread_mutex_unlock(&bg->mu);
 }
 

@@ -358,8 +358,8 @@ struct spoolsync {
 	struct mfreqq	 mf_run;	/* served by the build running */
 	int		 mf_building;
 	int		 rescan_done;
-	struct rescan	*rescan_run;	/* a rescan's records, made a slice a turn */
-	int		 rescan_listing;	/* rescan listings being built */
+	struct rescan	*rescan_run;	/* the rescan under way: walk, records */
+	int		 rescan_listing;	/* walks out (superseded ones too) */
 	struct event	*ev_gc, *ev_qkick;
 	struct repair	*repair;
 	/* figures */

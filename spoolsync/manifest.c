@@ -43,6 +43,12 @@
 #define MF_READ_BUF	(256 * 1024)
 #define MF_HASH_TRIES	3
 #define MF_SEC_RACY_NS	(2 * 1000000000LL)
+/* A streamed build's slices: the first small, so that the loop starts at
+ * once; then bigger, fewer hand-overs; and never older than a few ms when
+ * the disk is slow. */
+#define MF_SLICE_FIRST	64
+#define MF_SLICE_MAX	4096
+#define MF_SLICE_NS	(3 * 1000000LL)
 
 struct mf_build {
 	int			 rootfd;
@@ -55,6 +61,11 @@ struct mf_build {
 	char			 path[PATH_REL_MAX + 2];
 	char			*err;
 	size_t			 errlen;
+	/* streamed: entries [posted, mf->n) not yet handed over */
+	void			(*slice)(struct manifest *, void *);
+	void			*slice_arg;
+	size_t			 posted, slice_n;
+	int64_t			 posted_ns;
 };
 
 static void
@@ -373,6 +384,49 @@ mf_read_names(DIR *d, size_t *count, int *error)
 	return v;
 }
 
+static int64_t
+mf_mono_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return mf_ts_ns(&ts);
+}
+
+/*
+ * A streamed build hands the entries made since the last slice over, as a
+ * manifest of their own (copies: the build's array moves as it grows), when
+ * there are enough of them, when they have waited too long, or at the end.
+ */
+static void
+mf_stream(struct mf_build *b, int last)
+{
+	struct manifest	*part;
+	size_t		 n = b->mf->n - b->posted;
+	int64_t		 now;
+
+	if (b->slice == NULL || n == 0)
+		return;
+	now = mf_mono_ns();
+	if (!last && n < b->slice_n && now - b->posted_ns < MF_SLICE_NS)
+		return;
+	part = xcalloc(1, sizeof(*part));
+	part->e = xcalloc(n, sizeof(*part->e));
+	part->n = part->cap = n;
+	for (size_t i = 0; i < n; i++) {
+		part->e[i] = b->mf->e[b->posted + i];
+		part->e[i].path = xstrdup(part->e[i].path);
+		if (part->e[i].link != NULL)
+			part->e[i].link = xstrdup(part->e[i].link);
+		part->e[i].end = 0;	/* linked only in the whole */
+	}
+	b->posted = b->mf->n;
+	b->posted_ns = now;
+	if (b->slice_n < MF_SLICE_MAX)
+		b->slice_n *= 2;
+	b->slice(part, b->slice_arg);
+}
+
 /* One child NAME of directory DFD; b->path holds its parent's path (PLEN). */
 static int
 mf_visit(struct mf_build *b, int dfd, size_t plen, const char *name)
@@ -426,9 +480,11 @@ mf_visit(struct mf_build *b, int dfd, size_t plen, const char *name)
 			snprintf(b->err, b->errlen, "%s: %s", b->path, strerror(errno));
 			return -1;
 		}
+		mf_stream(b, 0);
 		if (mf_walk(b, sub, clen) == -1)
 			return -1;
-	}
+	} else
+		mf_stream(b, 0);
 out:
 	b->path[plen] = '\0';
 	return 0;
@@ -580,59 +636,94 @@ mf_digest_all(struct manifest *mf)
 	mf_digest_range(mf, 0, mf->n, mf->digest);
 }
 
-static int	mf_build(int, const struct exclude *, const struct manifest *, int,
-		    int, struct manifest **, char *, size_t);
+static int	mf_build(struct mf_build *, struct manifest **);
 
 int
 manifest_build(int rootfd, const struct exclude *ex, const struct manifest *prev,
     int full, struct manifest **out, char *err, size_t errlen)
 {
-	return mf_build(rootfd, ex, prev, full, 0, out, err, errlen);
+	struct mf_build	 b;
+
+	memset(&b, 0, sizeof(b));
+	b.rootfd = rootfd;
+	b.ex = ex;
+	b.prev = prev;
+	b.full = full;
+	b.err = err;
+	b.errlen = errlen;
+	return mf_build(&b, out);
 }
 
 int
 manifest_build_quick(int rootfd, const struct exclude *ex,
     const struct manifest *prev, struct manifest **out, char *err, size_t errlen)
 {
-	return mf_build(rootfd, ex, prev, 0, 1, out, err, errlen);
+	return manifest_build_quick_stream(rootfd, ex, prev, NULL, NULL, out, err,
+	    errlen);
 }
 
-static int
-mf_build(int rootfd, const struct exclude *ex, const struct manifest *prev,
-    int full, int quick, struct manifest **out, char *err, size_t errlen)
+int
+manifest_build_quick_stream(int rootfd, const struct exclude *ex,
+    const struct manifest *prev, void (*slice)(struct manifest *, void *),
+    void *arg, struct manifest **out, char *err, size_t errlen)
 {
 	struct mf_build	 b;
-	int		 dfd;
 
-	*out = NULL;
 	memset(&b, 0, sizeof(b));
 	b.rootfd = rootfd;
 	b.ex = ex;
 	b.prev = prev;
-	b.full = full;
-	b.quick = quick;
+	b.quick = 1;
 	b.err = err;
 	b.errlen = errlen;
-	if ((dfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "root: %s", strerror(errno));
+	b.slice = slice;
+	b.slice_arg = arg;
+	b.slice_n = MF_SLICE_FIRST;
+	b.posted_ns = mf_mono_ns();
+	return mf_build(&b, out);
+}
+
+/*
+ * The walk takes each directory's names in strcmp order, depth first, which
+ * is the path order already ('/' sorts lowest, names hold none): the sort is
+ * a check that costs one compare per entry, not a qsort's n log n.
+ */
+static void
+mf_sort(struct manifest *mf)
+{
+	for (size_t i = 1; i < mf->n; i++)
+		if (manifest_path_cmp(mf->e[i - 1].path, mf->e[i].path) >= 0) {
+			qsort(mf->e, mf->n, sizeof(*mf->e), mf_entry_cmp);
+			return;
+		}
+}
+
+static int
+mf_build(struct mf_build *b, struct manifest **out)
+{
+	int	dfd;
+
+	*out = NULL;
+	if ((dfd = openat(b->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		snprintf(b->err, b->errlen, "root: %s", strerror(errno));
 		return -1;
 	}
-	b.mf = xcalloc(1, sizeof(*b.mf));
-	b.rbuf = xmalloc(MF_READ_BUF);
-	if (mf_walk(&b, dfd, 0) == -1)
+	b->mf = xcalloc(1, sizeof(*b->mf));
+	b->rbuf = xmalloc(MF_READ_BUF);
+	if (mf_walk(b, dfd, 0) == -1)
 		goto fail;
-	if (b.mf->n > 1)
-		qsort(b.mf->e, b.mf->n, sizeof(*b.mf->e), mf_entry_cmp);
-	if (mf_link_tree(b.mf, err, errlen) == -1)
+	mf_stream(b, 1);
+	mf_sort(b->mf);
+	if (mf_link_tree(b->mf, b->err, b->errlen) == -1)
 		goto fail;
-	if (!quick)
-		mf_digest_all(b.mf);	/* a quick one is never compared */
-	free(b.rbuf);
-	*out = b.mf;
+	if (!b->quick)
+		mf_digest_all(b->mf);	/* a quick one is never compared */
+	free(b->rbuf);
+	*out = b->mf;
 	return 0;
 fail:
-	free(b.rbuf);
-	manifest_free(b.mf);
+	free(b->rbuf);
+	manifest_free(b->mf);
 	return -1;
 }
 

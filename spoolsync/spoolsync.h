@@ -228,6 +228,13 @@ int		 manifest_build(int rootfd, const struct exclude *,
 int		 manifest_build_quick(int rootfd, const struct exclude *,
 		    const struct manifest *prev, struct manifest **out, char *err,
 		    size_t errlen);
+/* The same, handing the entries over as the walk goes: SLICE(PART, ARG), on
+ * the walking thread, gets each next run of entries in path order as a
+ * manifest of its own (unlinked, to free); OUT is still the whole tree. */
+int		 manifest_build_quick_stream(int rootfd, const struct exclude *,
+		    const struct manifest *prev,
+		    void (*slice)(struct manifest *part, void *), void *arg,
+		    struct manifest **out, char *err, size_t errlen);
 /* One path, freshly stat'ed and hashed (an audit's re-check).  -1 + ENOENT
  * in errno when it does not exist. */
 int		 manifest_stat(int rootfd, const char *path, struct mf_entry *out,
@@ -699,6 +706,9 @@ void		 bg_free(struct bg *);
 /* RUN(ARG) on a worker thread, then DONE(ARG, 0) on the loop. */
 void		 bg_submit(struct bg *, void (*run)(void *), void (*done)(void *, int),
 		    void *arg);
+/* From a job's RUN: CB(ARG, 0) on the loop, in posting order and before the
+ * job's DONE; CB(ARG, 1) instead if the bg is freed first. */
+void		 bg_post(struct bg *, void (*cb)(void *, int), void *arg);
 size_t		 bg_pending(const struct bg *);
 
 /* state.c: version vectors and the persistent per-path state (SQLite) */

@@ -663,6 +663,175 @@ test_diff_counts_an_unread_file_as_different_content(void **state)
 	manifest_free(here);
 }
 
+/* What a streamed build handed over, and what the test did to the tree meanwhile. */
+struct stream {
+	struct manifest	 all;		/* the slices, concatenated */
+	size_t		 slices, first_n;
+	int		 rootfd;
+	const char	*create, *remove_dir;	/* done at the first slice */
+	int		 removed_files;
+};
+
+static void
+stream_slice(struct manifest *part, void *arg)
+{
+	struct stream	*st = arg;
+	char		 p[64];
+
+	assert_true(part->n > 0);
+	if (st->slices++ == 0) {
+		st->first_n = part->n;
+		if (st->create != NULL)
+			put(st->rootfd, st->create, "late", 0644);
+		for (int i = 0; st->remove_dir != NULL && i < 100; i++) {
+			snprintf(p, sizeof(p), "%s/f%03d", st->remove_dir, i);
+			if (unlinkat(st->rootfd, p, 0) == 0)
+				st->removed_files++;
+		}
+		if (st->remove_dir != NULL)
+			assert_int_equal(unlinkat(st->rootfd, st->remove_dir,
+			    AT_REMOVEDIR), 0);
+	}
+	st->all.e = realloc(st->all.e, (st->all.n + part->n) * sizeof(*part->e));
+	memcpy(st->all.e + st->all.n, part->e, part->n * sizeof(*part->e));
+	st->all.n += part->n;
+	st->all.cap = st->all.n;
+	free(part->e);		/* the strings now belong to ALL */
+	free(part);
+}
+
+/* NDIRS directories d0.. of NFILES files each. */
+static void
+stream_tree(int rootfd, int ndirs, int nfiles)
+{
+	char	p[64];
+
+	for (int d = 0; d < ndirs; d++) {
+		snprintf(p, sizeof(p), "d%d", d);
+		dir(rootfd, p, 0755);
+		for (int i = 0; i < nfiles; i++) {
+			snprintf(p, sizeof(p), "d%d/f%03d", d, i);
+			put(rootfd, p, "x", 0644);
+		}
+	}
+}
+
+static void
+assert_same_entries(const struct manifest *a, const struct manifest *b)
+{
+	assert_int_equal(a->n, b->n);
+	for (size_t i = 0; i < a->n; i++) {
+		assert_string_equal(a->e[i].path, b->e[i].path);
+		assert_int_equal(a->e[i].type, b->e[i].type);
+		assert_int_equal(a->e[i].flags, b->e[i].flags);
+		assert_int_equal(a->e[i].mode, b->e[i].mode);
+		assert_int_equal(a->e[i].size, b->e[i].size);
+		assert_int_equal(a->e[i].mtime_ns, b->e[i].mtime_ns);
+		assert_int_equal(a->e[i].ino, b->e[i].ino);
+		assert_memory_equal(a->e[i].hash, b->e[i].hash, MF_HASH_LEN);
+	}
+}
+
+/*
+ * A streamed build hands its listing over while it walks: the first slice
+ * comes when the walk has seen a part of the tree, a file made then in a
+ * directory not walked yet is listed, and the slices, end to end, are the
+ * whole listing, which equals a quick build's.
+ */
+static void
+test_streamed_build_hands_slices_over_while_it_walks(void **state)
+{
+	struct fx	*f = *state;
+	struct stream	 st;
+	struct manifest	*mf, *quick;
+	char		 err[128];
+
+	stream_tree(f->herefd, 10, 100);
+	memset(&st, 0, sizeof(st));
+	st.rootfd = f->herefd;
+	st.create = "d9/late";
+	if (manifest_build_quick_stream(f->herefd, NULL, NULL, stream_slice, &st,
+	    &mf, err, sizeof(err)) == -1)
+		fail_msg("manifest_build_quick_stream: %s", err);
+	assert_true(st.first_n < 100);
+	assert_true(st.slices > 3);
+	assert_non_null(manifest_find(mf, "d9/late"));
+	assert_int_equal(mf->n, 10 + 10 * 100 + 1);
+	assert_same_entries(&st.all, mf);
+	if (manifest_build_quick(f->herefd, NULL, NULL, &quick, err,
+	    sizeof(err)) == -1)
+		fail_msg("manifest_build_quick: %s", err);
+	assert_same_entries(quick, mf);
+	for (size_t i = 0; i < mf->n; i++)
+		if (mf->e[i].type == MF_DIR)
+			assert_int_equal(mf->e[i].end, quick->e[i].end);
+	manifest_free(quick);
+	manifest_free(mf);
+	for (size_t i = 0; i < st.all.n; i++)
+		manifest_entry_clear(&st.all.e[i]);
+	free(st.all.e);
+}
+
+/* A directory removed while the walk goes on is left out, not an error. */
+static void
+test_streamed_build_leaves_out_a_directory_removed_meanwhile(void **state)
+{
+	struct fx	*f = *state;
+	struct stream	 st;
+	struct manifest	*mf;
+	char		 err[128];
+
+	stream_tree(f->herefd, 10, 100);
+	memset(&st, 0, sizeof(st));
+	st.rootfd = f->herefd;
+	st.remove_dir = "d7";
+	if (manifest_build_quick_stream(f->herefd, NULL, NULL, stream_slice, &st,
+	    &mf, err, sizeof(err)) == -1)
+		fail_msg("manifest_build_quick_stream: %s", err);
+	assert_int_equal(st.removed_files, 100);
+	assert_null(manifest_find(mf, "d7"));
+	assert_null(manifest_find(mf, "d7/f000"));
+	assert_int_equal(mf->n, 9 + 9 * 100);
+	assert_same_entries(&st.all, mf);
+	manifest_free(mf);
+	for (size_t i = 0; i < st.all.n; i++)
+		manifest_entry_clear(&st.all.e[i]);
+	free(st.all.e);
+}
+
+/* Slices come in path order with no sort: '/' lowest, high bytes last. */
+static void
+test_streamed_slices_come_in_path_order(void **state)
+{
+	static const char *const names[] = { "a", "a-b", "a.b", "a b", "Z", "~",
+	    "\xc3\xa9", "a0", "b" };
+	struct fx	*f = *state;
+	struct stream	 st;
+	struct manifest	*mf;
+	char		 err[128], p[64];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		dir(f->herefd, names[i], 0755);
+		snprintf(p, sizeof(p), "%s/x", names[i]);
+		put(f->herefd, p, "x", 0644);
+		snprintf(p, sizeof(p), "%s/x.y", names[i]);
+		put(f->herefd, p, "x", 0644);
+	}
+	memset(&st, 0, sizeof(st));
+	if (manifest_build_quick_stream(f->herefd, NULL, NULL, stream_slice, &st,
+	    &mf, err, sizeof(err)) == -1)
+		fail_msg("manifest_build_quick_stream: %s", err);
+	assert_int_equal(st.all.n, 27);
+	for (size_t i = 1; i < st.all.n; i++)
+		assert_true(manifest_path_cmp(st.all.e[i - 1].path,
+		    st.all.e[i].path) < 0);
+	assert_same_entries(&st.all, mf);
+	manifest_free(mf);
+	for (size_t i = 0; i < st.all.n; i++)
+		manifest_entry_clear(&st.all.e[i]);
+	free(st.all.e);
+}
+
 int
 main(void)
 {
@@ -682,6 +851,9 @@ main(void)
 		T(test_hostile_encodings_are_refused),
 		T(test_stat_rehashes_one_path),
 		T(test_quick_build_stats_new_files_and_hashes_changed_ones),
+		T(test_streamed_build_hands_slices_over_while_it_walks),
+		T(test_streamed_build_leaves_out_a_directory_removed_meanwhile),
+		T(test_streamed_slices_come_in_path_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
