@@ -14,9 +14,20 @@
  * Expat stays the judge of everything else (names, tag matching, attribute
  * syntax, namespaces, references); the lexer only needs to be exact about
  * where a well-formed tag ends.
+ *
+ * Speed: the bytes of well-formed content go through a fast lane
+ * (xmlfilter_fast) that finds the next byte a state acts on 16 bytes at a
+ * time (SSE2; a table per byte without it), takes whole valid UTF-8
+ * characters at once and handles tags, values and references inline;
+ * anything else, and every limit's last byte, takes the byte-at-a-time
+ * path, which stays the reference: both leave the same state after every
+ * byte.
  */
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "proxyd.h"
 
@@ -491,9 +502,13 @@ xmlfilter_step(struct xmlfilter *f, unsigned char b, int chr)
 
 /*
  * Which bytes the plain loops may skip in each state: printable ASCII but
- * the bytes that state acts on.  One table lookup per byte; the table is a
- * constant expression, so it is built by the compiler.
+ * the bytes that state acts on.  The scalar path looks each byte up in a
+ * table the compiler builds; the SSE2 path tests 16 bytes at a time.  The
+ * span loops are inlined into each caller, so that every state's special
+ * bytes are constants there (a call per span cost more than the span).
  */
+#define XF_INLINE	inline __attribute__((always_inline))
+
 enum { P_TEXT = 1, P_APOS = 2, P_QUOT = 4, P_TAG = 8, P_CDATA = 16 };
 
 #define P_OF(c)	((c) < 0x20 || (c) >= 0x80 ? 0 :			\
@@ -515,63 +530,360 @@ static const uint8_t xmlfilter_plain_tab[256] = {
 	CLASS_256(P_OF)
 };
 
-/*
- * How many bytes from P on change nothing but counters: the common case of
- * text, attribute values and names, skipped without the state machine.
- */
+/* The bytes of P[0..N) in table class M, from the start: the scalar path,
+ * and the SSE2 path's reads shorter than a block. */
 static size_t
-xmlfilter_plain(const struct xmlfilter *f, const unsigned char *p, size_t n)
+xmlfilter_span_scalar(const uint8_t *tab, uint8_t m, const unsigned char *p,
+    size_t n)
 {
 	size_t	j = 0;
-	uint8_t	m;
 
-	switch (f->state) {
-	case S_TEXT:
-		if (f->depth < 2)
-			return 0;
-		m = P_TEXT;
-		break;
-	case S_QUOTE:
-		m = f->quote == '\'' ? P_APOS : P_QUOT;
-		break;
-	case S_TAG:
-		m = P_TAG;
-		break;
-	case S_CDATA:
-		m = P_CDATA;
-		break;
-	default:
-		return 0;
-	}
-	while (j + 4 <= n && (xmlfilter_plain_tab[p[j]] & xmlfilter_plain_tab[p[j + 1]] &
-	    xmlfilter_plain_tab[p[j + 2]] & xmlfilter_plain_tab[p[j + 3]] & m))
+	while (j + 4 <= n && (tab[p[j]] & tab[p[j + 1]] & tab[p[j + 2]] &
+	    tab[p[j + 3]] & m))
 		j += 4;
-	while (j < n && (xmlfilter_plain_tab[p[j]] & m))
+	while (j < n && (tab[p[j]] & m))
 		j++;
 	return j;
 }
 
-/* Takes up to K plain bytes, stopping short of a limit (the slow path then
- * reports it at the exact byte). */
-static size_t
-xmlfilter_skip(struct xmlfilter *f, size_t k, size_t limit)
+#ifdef __SSE2__
+/* The bits of the bytes of V below 0x20 or above 0x7f (negative as signed
+ * bytes) or equal to one of A..E. */
+static XF_INLINE unsigned
+xmlfilter_block(__m128i v, char a, char b, char c, char d, char e)
 {
-	if (f->item && k > limit - f->item_bytes)
-		k = limit - f->item_bytes;
-	if (f->state == S_QUOTE && k > f->lim->attr_bytes - f->run)
-		k = f->lim->attr_bytes - f->run;
-	if (k == 0)
-		return 0;
+	__m128i	m;
+
+	m = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+	    _mm_cmpeq_epi8(v, _mm_set1_epi8(a)));
+	m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(b)));
+	m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(c)));
+	m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(d)));
+	m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(e)));
+	return (unsigned)_mm_movemask_epi8(m);
+}
+
+/*
+ * The span of P[0..N) with no control, non-ASCII or A..E byte (the same bytes
+ * as table class M), 16 bytes at a time.  The last partial block is read as
+ * the block that ends at P + N, its bits already seen shifted out: no byte
+ * outside P[0..N) is ever read.
+ */
+static XF_INLINE size_t
+xmlfilter_span(const uint8_t *tab, uint8_t m, const unsigned char *p, size_t n,
+    char a, char b, char c, char d, char e)
+{
+	size_t		j;
+	unsigned	bits;
+
+	if (n < 16)
+		return xmlfilter_span_scalar(tab, m, p, n);
+	for (j = 0; j + 16 <= n; j += 16) {
+		bits = xmlfilter_block(_mm_loadu_si128((const void *)(p + j)),
+		    a, b, c, d, e);
+		if (bits != 0)
+			return j + (size_t)__builtin_ctz(bits);
+	}
+	if (j == n)
+		return n;
+	bits = xmlfilter_block(_mm_loadu_si128((const void *)(p + n - 16)),
+	    a, b, c, d, e) >> (16 - (n - j));
+	return bits != 0 ? j + (size_t)__builtin_ctz(bits) : n;
+}
+#else
+static inline size_t
+xmlfilter_span(const uint8_t *tab, uint8_t m, const unsigned char *p, size_t n,
+    char a, char b, char c, char d, char e)
+{
+	return xmlfilter_span_scalar(tab, m, p, n);
+}
+#endif
+
+/*
+ * The length of the whole, valid UTF-8 character of at least two bytes at
+ * P[0..N) that XML allows, 0 if it is not one (bad, cut short, U+FFFE or
+ * U+FFFF): the bytes xmlfilter_utf8 would take one by one without an error.
+ */
+static size_t
+xmlfilter_utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char	b = p[0], lo = 0x80, hi = 0xbf;
+
+	if (b >= 0xc2 && b <= 0xdf)
+		return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (b >= 0xe0 && b <= 0xef) {
+		if (b == 0xe0)
+			lo = 0xa0;
+		else if (b == 0xed)
+			hi = 0x9f;
+		if (n < 3 || p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80)
+			return 0;
+		return b == 0xef && p[1] == 0xbf && p[2] >= 0xbe ? 0 : 3;
+	}
+	if (b >= 0xf0 && b <= 0xf4) {
+		if (b == 0xf0)
+			lo = 0x90;
+		else if (b == 0xf4)
+			hi = 0x8f;
+		if (n < 4 || p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80 ||
+		    (p[3] & 0xc0) != 0x80)
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/* Plain ASCII spans of class M (special bytes A..E) and the whole non-ASCII
+ * characters between them, which every plain state takes as it takes a
+ * plain byte. */
+static XF_INLINE size_t
+xmlfilter_plain_run(uint8_t m, const unsigned char *p, size_t n,
+    char a, char b, char c, char d, char e)
+{
+	size_t	j = 0, k;
+
+	for (;;) {
+		j += xmlfilter_span(xmlfilter_plain_tab, m, p + j, n - j,
+		    a, b, c, d, e);
+		if (j == n || p[j] < 0x80 ||
+		    (k = xmlfilter_utf8_len(p + j, n - j)) == 0)
+			return j;
+		j += k;
+	}
+}
+
+/*
+ * The fast lane: the bytes of well-formed content (text, references, CDATA,
+ * tags and attribute values, white space and whole UTF-8 characters
+ * included) that the slow path would take without an error, in one loop.
+ * It stops short of anything else (stream level, "<!", "<?", a broken
+ * reference, a bad or cut character, a limit), which the slow path then
+ * takes one byte at a time.
+ * pos and item_bytes are brought up to date (xmlfilter_lane_sync) before
+ * anything that reads them, and the bytes the lane may take end where the
+ * stanza limit would be passed.
+ */
+static size_t
+xmlfilter_lane_sync(struct xmlfilter *f, size_t j, size_t *done, size_t n,
+    size_t limit)
+{
+	size_t	room;
+
+	f->pos += j - *done;
 	if (f->item)
-		f->item_bytes += k;
-	if (f->state == S_QUOTE)
-		f->run += (uint32_t)k;
-	else if (f->state == S_TAG)
-		f->slash = 0;
-	else if (f->state == S_CDATA)
+		f->item_bytes += j - *done;
+	*done = j;
+	if (!f->item)
+		return n;
+	room = limit - f->item_bytes;
+	return n - j < room ? n : j + room;
+}
+
+static int
+xmlfilter_lane_ws(unsigned char b)
+{
+	return b == '\n' || b == '\t' || b == '\r';
+}
+
+/* After '<': a start or end tag opens as xmlfilter_lt would open it. */
+static int
+xmlfilter_lane_lt(struct xmlfilter *f, unsigned char b)
+{
+	if (b < 0x20 || b >= 0x80 || b == '!' || b == '?' || f->closed ||
+	    (b != '/' && f->depth > f->lim->depth))
+		return 0;
+	f->state = S_TAG;
+	f->end_tag = b == '/';
+	f->slash = 0;
+	f->nattr = 0;
+	return 1;
+}
+
+/* One byte of CDATA after its plain span: 1 if the lane took it. */
+static int
+xmlfilter_lane_cdata(struct xmlfilter *f, unsigned char b)
+{
+	if (b == ']') {
+		f->run = f->run < 2 ? f->run + 1 : 2;
+		return 1;
+	}
+	if (b != '>' && !xmlfilter_lane_ws(b))
+		return 0;
+	if (b == '>' && f->run == 2)
+		f->state = S_TEXT;
+	f->run = 0;
+	return 1;
+}
+
+/* One byte of a reference: 1 if the lane took it (the slow path judges
+ * the end of a broken one and the length limit). */
+static int
+xmlfilter_lane_ref(struct xmlfilter *f, unsigned char b)
+{
+	if (b == ';') {
+		f->state = S_TEXT;
+		return 1;
+	}
+	if (!xmlfilter_is_refchar(b) || f->run >= REF_MAX)
+		return 0;
+	f->run++;
+	return 1;
+}
+
+/* One byte in a tag after its plain span: 1 if the lane took it. */
+static int
+xmlfilter_lane_tag(struct xmlfilter *f, unsigned char b)
+{
+	switch (b) {
+	case '\'':
+	case '"':
+		f->state = S_QUOTE;
+		f->quote = b;
 		f->run = 0;
-	f->pos += k;
-	return k;
+		f->slash = 0;
+		return 1;
+	case '=':
+		if (f->nattr >= f->lim->attrs + f->lim->ns_decls)
+			return 0;
+		f->nattr++;
+		f->slash = 0;
+		return 1;
+	case '/':
+		f->slash = 1;
+		return 1;
+	}
+	if (!xmlfilter_lane_ws(b))
+		return 0;
+	f->slash = 0;
+	return 1;
+}
+
+/* An attribute value's span, within its limit; 1 if it ended. */
+static size_t
+xmlfilter_lane_quote(struct xmlfilter *f, const unsigned char *p, size_t n,
+    int *ended)
+{
+	size_t	j = 0, k, room;
+
+	for (;;) {
+		room = f->lim->attr_bytes - f->run;
+		k = n - j < room ? n - j : room;
+		if (f->quote == '\'')
+			k = xmlfilter_plain_run(P_APOS, p + j, k,
+			    '\'', '\'', '\'', '\'', '\'');
+		else
+			k = xmlfilter_plain_run(P_QUOT, p + j, k,
+			    '"', '"', '"', '"', '"');
+		j += k;
+		f->run += (uint32_t)k;
+		if (j == n)
+			break;
+		if (p[j] == f->quote) {
+			*ended = 1;
+			return j + 1;
+		}
+		if (!xmlfilter_lane_ws(p[j]) || f->run == f->lim->attr_bytes)
+			break;
+		f->run++;
+		j++;
+	}
+	*ended = 0;
+	return j;
+}
+
+static size_t
+xmlfilter_fast(struct xmlfilter *f, const unsigned char *p, size_t n,
+    size_t limit, int *event)
+{
+	size_t	j = 0, done = 0, end, k;
+	int	ev, ended;
+
+	*event = XF_MORE;
+	end = xmlfilter_lane_sync(f, 0, &done, n, limit);
+	for (;;) {
+		switch (f->state) {
+		case S_TEXT:
+			if (f->depth < 2)
+				goto out;
+			j += xmlfilter_plain_run(P_TEXT, p + j, end - j,
+			    '<', '&', '&', '&', '&');
+			if (j == end)
+				goto out;
+			if (xmlfilter_lane_ws(p[j])) {
+				j++;
+				break;
+			}
+			if (p[j] == '&') {
+				f->state = S_REF;
+				f->run = 1;
+				j++;
+				break;
+			}
+			if (p[j] != '<')
+				goto out;
+			f->mark = f->pos + (j - done);
+			f->state = S_LT;
+			j++;
+			/* FALLTHROUGH */
+		case S_LT:
+			if (j == end || !xmlfilter_lane_lt(f, p[j]))
+				goto out;
+			j++;
+			/* FALLTHROUGH */
+		case S_TAG:
+			/* most tags end right after a value or a '/' */
+			if (j < end && ((xmlfilter_plain_tab[p[j]] & P_TAG) ||
+			    p[j] >= 0x80) &&
+			    (k = xmlfilter_plain_run(P_TAG, p + j, end - j,
+			    '>', '\'', '"', '=', '/')) > 0) {
+				j += k;
+				f->slash = 0;
+			}
+			if (j == end)
+				goto out;
+			if (p[j] != '>') {
+				if (!xmlfilter_lane_tag(f, p[j]))
+					goto out;
+				j++;
+				break;
+			}
+			end = xmlfilter_lane_sync(f, ++j, &done, n, limit);
+			ev = xmlfilter_tag_end(f);
+			if (ev == XF_ITEM || (ev == XF_MARKUP && f->want_markup)) {
+				*event = ev;
+				return j;
+			}
+			end = xmlfilter_lane_sync(f, j, &done, n, limit);
+			break;
+		case S_CDATA:
+			if ((k = xmlfilter_plain_run(P_CDATA, p + j, end - j,
+			    ']', '>', '>', '>', '>')) > 0) {
+				j += k;
+				f->run = 0;
+			}
+			if (j == end || !xmlfilter_lane_cdata(f, p[j]))
+				goto out;
+			j++;
+			break;
+		case S_REF:
+			if (j == end || !xmlfilter_lane_ref(f, p[j]))
+				goto out;
+			j++;
+			break;
+		case S_QUOTE:
+			j += xmlfilter_lane_quote(f, p + j, end - j, &ended);
+			if (!ended)
+				goto out;
+			f->state = S_TAG;
+			f->slash = 0;
+			break;
+		default:
+			goto out;
+		}
+	}
+out:
+	xmlfilter_lane_sync(f, j, &done, n, limit);
+	return j;
 }
 
 size_t
@@ -582,9 +894,15 @@ xmlfilter_scan(struct xmlfilter *f, const unsigned char *p, size_t n, int *event
 	int		ev, chr;
 
 	while (i < n) {
-		if (f->need == 0 &&
-		    (i += xmlfilter_skip(f, xmlfilter_plain(f, p + i, n - i), limit)) == n)
-			break;
+		if (f->need == 0) {
+			i += xmlfilter_fast(f, p + i, n - i, limit, &ev);
+			if (ev != XF_MORE) {
+				*event = ev;
+				return i;
+			}
+			if (i == n)
+				break;
+		}
 		b = p[i];
 		chr = 1;
 		if (b >= 0x80 || b < 0x20 || f->need > 0) {
@@ -887,24 +1205,38 @@ static const uint8_t xmlrepair_tab[256] = {
 	CLASS_256(R_OF)
 };
 
-/* How many bytes from P on R_TEXT would copy unchanged; the caller then
- * clears the "]]" count (none of these is ']'). */
+/*
+ * How many bytes from P on R_TEXT (CDATA: R_CDATA) would copy unchanged:
+ * plain ASCII, white space, whole valid characters and '<' opening a tag.
+ * The caller then clears the "]]" count (none of these is ']').
+ */
 static size_t
-xmlrepair_plain(const struct xmlrepair *r, const unsigned char *p, size_t n)
+xmlrepair_plain(const struct xmlrepair *r, const unsigned char *p, size_t n,
+    int cdata)
 {
-	size_t	j = 0;
+	size_t	j = 0, k;
 
-	if (n > 0 && p[0] == '>' && r->run >= 2)
+	if (!cdata && n > 0 && p[0] == '>' && r->run >= 2)
 		return 0;			/* "]]>": the slow path escapes it */
-	while (j < n) {
-		if (xmlrepair_tab[p[j]] & R_PLAIN)
-			j++;
-		else if (p[j] == '<' && j + 1 < n && (xmlrepair_tab[p[j + 1]] & R_NAME))
-			j += 2;
+	for (;;) {
+		if (cdata)
+			j += xmlfilter_span(xmlfilter_plain_tab, P_CDATA, p + j,
+			    n - j, ']', '>', '>', '>', '>');
 		else
-			break;
+			j += xmlfilter_span(xmlrepair_tab, R_PLAIN, p + j, n - j,
+			    '&', '<', ']', ']', ']');
+		if (j == n)
+			return j;
+		if (p[j] >= 0x80)
+			k = xmlfilter_utf8_len(p + j, n - j);
+		else if (p[j] == '<' && !cdata)
+			k = j + 1 < n && (xmlrepair_tab[p[j + 1]] & R_NAME) ? 2 : 0;
+		else
+			k = xmlfilter_is_ws(p[j]);
+		if (k == 0)
+			return j;
+		j += k;
 	}
-	return j;
 }
 
 size_t
@@ -919,12 +1251,7 @@ xmlfilter_repair(struct xmlrepair *r, const unsigned char *in, size_t n,
 		if (r->need == 0 && (r->state == R_TEXT || r->state == R_CDATA)) {
 			room = cap - o.len - XML_REPAIR_SLACK;
 			room = n - i < room ? n - i : room;
-			if (r->state == R_TEXT)
-				j = i + xmlrepair_plain(r, in + i, room);
-			else
-				for (j = i; j - i < room && in[j] >= 0x20 && in[j] < 0x80 &&
-				    in[j] != '>' && in[j] != ']'; j++)
-					;
+			j = i + xmlrepair_plain(r, in + i, room, r->state == R_CDATA);
 			if (j > i) {
 				xmlrepair_emit(&o, in + i, j - i);
 				r->run = 0;

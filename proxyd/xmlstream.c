@@ -211,6 +211,19 @@ xmlstream_arena_free(struct xmlstream *xs)
 	xs->root = xs->cur = NULL;
 }
 
+/* After a stanza: a kept stream keeps a lone first block for the next tree
+ * (a malloc and a free less per stanza); xmlstream_trim frees it. */
+static void
+xmlstream_arena_clear(struct xmlstream *xs)
+{
+	if (!(xs->flags & XMLS_KEEP) || xs->nblocks != 1) {
+		xmlstream_arena_free(xs);
+		return;
+	}
+	xs->blocks->used = 0;
+	xs->root = xs->cur = NULL;
+}
+
 static int
 xmlstream_fail(struct xmlstream *xs, enum xml_cond c, const char *fmt, ...)
 {
@@ -529,7 +542,7 @@ xmlstream_end_cb(void *arg, const XML_Char *name)
 	if (--xs->depth == 1) {
 		if (xs->cb->stanza != NULL)
 			xmlstream_call(xs, xs->cb->stanza(xs->arg, xs->root));
-		xmlstream_arena_free(xs);
+		xmlstream_arena_clear(xs);
 		if (xs->text.cap > 4096)
 			xmlstream_bytes_free(xs, &xs->text);
 	} else if (xs->depth == 0) {

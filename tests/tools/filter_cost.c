@@ -4,7 +4,8 @@
  * the floor under any proxy that has expat parse every byte both ways.
  *
  *   filter_cost [-n MESSAGES] [-b BODY_BYTES] [-c CHUNK_BYTES] [-r ROUNDS]
- *   prints one JSON line: nanoseconds per message for each stage.
+ *   prints one JSON line: nanoseconds per message for each stage ("lexer":
+ *   xmlfilter.c's lexer, and its repair stage from the backend, alone).
  *
  * The messages are those of bench_proxyd.py's load: what tests/tools/loadgen
  * sends toward the backend and what tests/tools/echo_xmpp sends back, in
@@ -142,6 +143,47 @@ cost_filter(const struct buf *in, size_t chunk, int flags, size_t want)
 	return (double)t0;
 }
 
+/* The lexer alone (and the repair stage before it, from the backend), on
+ * the same reads: the share of the filter that runs on every byte. */
+static double
+cost_lexer(const struct buf *in, size_t chunk, int repair, size_t want)
+{
+	struct xml_limits	 lim;
+	struct xmlfilter	 f;
+	struct xmlrepair	 r;
+	unsigned char		 out[8192];
+	const unsigned char	*p;
+	uint64_t		 t0, items = 0;
+	size_t			 off, k, len, taken, i, t;
+	int			 ev;
+
+	xmlfilter_limits_default(&lim);
+	xmlfilter_init(&f, &lim, 1);
+	xmlfilter_repair_init(&r);
+	t0 = now_mono_ns();
+	for (off = 0; off < in->len; off += taken) {
+		k = in->len - off < chunk ? in->len - off : chunk;
+		p = (const unsigned char *)in->data + off;
+		len = taken = k;
+		if (repair) {
+			len = xmlfilter_repair(&r, p, k, out, sizeof(out), &taken);
+			p = out;
+		}
+		for (i = 0; i < len; i += t) {
+			t = xmlfilter_scan(&f, p + i, len - i, &ev);
+			if (ev == XF_ERROR)
+				fatalx("lexer: %s at byte %llu", f.what,
+				    (unsigned long long)f.pos);
+			items += ev == XF_ITEM;
+		}
+	}
+	t0 = now_mono_ns() - t0;
+	if (items != want + 1)
+		fatalx("the lexer found %llu items of %zu",
+		    (unsigned long long)items, want + 1);
+	return (double)t0;
+}
+
 static size_t
 cost_num(const char *s, size_t min, size_t max)
 {
@@ -166,6 +208,7 @@ main(int argc, char *argv[])
 	struct buf	 up, down;
 	size_t		 n = 200000, body = 0, chunk = 4096, rounds = 3, i;
 	double		 e_up = 1e300, e_down = 1e300, f_up = 1e300, f_down = 1e300;
+	double		 l_up = 1e300, l_down = 1e300;
 	int		 ch;
 
 	while ((ch = getopt(argc, argv, "n:b:c:r:")) != -1) {
@@ -197,13 +240,16 @@ main(int argc, char *argv[])
 		e_down = cost_min(e_down, cost_expat(&down, chunk));
 		f_up = cost_min(f_up, cost_filter(&up, chunk, 0, n));
 		f_down = cost_min(f_down, cost_filter(&down, chunk, XMLS_REPAIR, n));
+		l_up = cost_min(l_up, cost_lexer(&up, chunk, 0, n));
+		l_down = cost_min(l_down, cost_lexer(&down, chunk, 1, n));
 	}
 	printf("{\"messages\":%zu,\"bytes_up\":%zu,\"bytes_down\":%zu,"
 	    "\"expat_up_ns\":%.1f,\"expat_down_ns\":%.1f,"
 	    "\"filter_up_ns\":%.1f,\"filter_down_ns\":%.1f,"
-	    "\"expat_ns\":%.1f,\"filter_ns\":%.1f}\n",
+	    "\"expat_ns\":%.1f,\"filter_ns\":%.1f,"
+	    "\"lexer_up_ns\":%.1f,\"lexer_down_ns\":%.1f}\n",
 	    n, up.len / n, down.len / n, e_up / n, e_down / n, f_up / n, f_down / n,
-	    (e_up + e_down) / n, (f_up + f_down) / n);
+	    (e_up + e_down) / n, (f_up + f_down) / n, l_up / n, l_down / n);
 	buf_free(&up);
 	buf_free(&down);
 	return 0;

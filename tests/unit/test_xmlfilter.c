@@ -713,6 +713,404 @@ test_repair_mode_leaves_valid_streams_alone(void **state)
 	free(b);
 }
 
+/* ---- the lexer's fast path: 16-byte blocks and whole characters ---- */
+
+/*
+ * The lexer's events over IN (want_markup on) in reads of CHUNK bytes (0:
+ * whole), as "M<offset>" and "I<offset>" words (the offset after the event's
+ * byte), then "E<offset> <what>" at the bad byte; and its state at the end.
+ */
+static char *
+lex(const struct xml_limits *lim, const char *in, size_t n, size_t chunk)
+{
+	struct xml_limits	 dflt;
+	struct xmlfilter	 f;
+	struct buf		 b;
+	size_t			 at = 0, k, t;
+	int			 ev = XF_MORE;
+
+	if (lim == NULL) {
+		xmlfilter_limits_default(&dflt);
+		lim = &dflt;
+	}
+	xmlfilter_init(&f, lim, 1);
+	f.want_markup = 1;
+	buf_init(&b);
+	buf_adds(&b, "");
+	while (at < n && ev != XF_ERROR) {
+		k = chunk == 0 || n - at < chunk ? n - at : chunk;
+		while (k > 0) {
+			t = xmlfilter_scan(&f, (const unsigned char *)in + at, k, &ev);
+			at += t;
+			k -= t;
+			if (ev == XF_ERROR) {
+				buf_printf(&b, "E%zu %s", at, f.what);
+				break;
+			}
+			if (ev != XF_MORE)
+				buf_printf(&b, "%c%zu ", ev == XF_ITEM ? 'I' : 'M', at);
+		}
+	}
+	buf_printf(&b, " | state %d depth %u run %u nattr %u slash %d need %d "
+	    "pos %llu items %llu", f.state, f.depth, f.run, f.nattr, f.slash, f.need,
+	    (unsigned long long)f.pos, (unsigned long long)f.item_bytes);
+	return buf_release(&b);
+}
+
+/* lex() whole, in 1-, 7- and 16-byte reads and split at every byte: the same. */
+static char *
+lex_all(const struct xml_limits *lim, const char *in, size_t n)
+{
+	static const size_t	 chunks[] = { 1, 7, 16 };
+	char			*whole = lex(lim, in, n, 0), *other;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		other = lex(lim, in, n, chunks[i]);
+		if (strcmp(other, whole) != 0)
+			fail_msg("%zu-byte reads of \"%s\":\n%s\nwhole:\n%s", chunks[i],
+			    in, other, whole);
+		free(other);
+	}
+	return whole;
+}
+
+/* Asserts that lex_all(IN) begins with WANT. */
+static void
+check_lex(const struct xml_limits *lim, const char *in, size_t n, const char *want)
+{
+	char	*got = lex_all(lim, in, n);
+
+	if (strncmp(got, want, strlen(want)) != 0)
+		fail_msg("lexing \"%.*s\": got \"%s\" want \"%s...\"", (int)n, in, got,
+		    want);
+	free(got);
+}
+
+#define STZ	BARE "<message>"	/* a stanza's content follows */
+
+/* The input PRE, K copies of "x", MID, then "x" to 64 bytes, then POST. */
+static char *
+at_offset(const char *pre, size_t k, const char *mid, const char *post, size_t *n)
+{
+	struct buf	b;
+	size_t		i;
+
+	buf_init(&b);
+	buf_adds(&b, pre);
+	for (i = 0; i < k; i++)
+		buf_addc(&b, 'x');
+	buf_adds(&b, mid);
+	for (i = k + strlen(mid); i < 64; i++)
+		buf_addc(&b, 'x');
+	buf_adds(&b, post);
+	*n = b.len;
+	return buf_release(&b);
+}
+
+static void
+test_fast_path_finds_each_markup_byte_at_every_offset(void **state)
+{
+	const size_t	 base = strlen(STZ);
+	char		*in, want[128];
+	size_t		 k, n;
+
+	for (k = 0; k < 32; k++) {
+		/* text: '<' opens a tag, '&' a reference */
+		in = at_offset(STZ, k, "<b/>", "", &n);
+		snprintf(want, sizeof(want), "I%zu M%zu M%zu ", strlen(BARE), base,
+		    base + k + 4);
+		check_lex(NULL, in, n, want);
+		free(in);
+		in = at_offset(STZ, k, "&amp;", "", &n);
+		snprintf(want, sizeof(want), "I%zu M%zu  | state 0 depth 2 ",
+		    strlen(BARE), base);
+		check_lex(NULL, in, n, want);
+		free(in);
+		in = at_offset(STZ, k, "&", "", &n);	/* x's after it: too long */
+		snprintf(want, sizeof(want), "I%zu M%zu E%zu a reference too long",
+		    strlen(BARE), base, base + k + 32);
+		check_lex(NULL, in, n, want);
+		free(in);
+		/* attribute values end at their own quote only */
+		in = at_offset(STZ "<b v='", k, "\"'/>", "", &n);
+		snprintf(want, sizeof(want), "I%zu M%zu M%zu ", strlen(BARE), base,
+		    base + 6 + k + 4);
+		check_lex(NULL, in, n, want);
+		free(in);
+		in = at_offset(STZ "<b v=\"", k, "'\"/>", "", &n);
+		check_lex(NULL, in, n, want);
+		free(in);
+		/* a tag ends at '>' and its '/' makes it empty */
+		in = at_offset(STZ "<b ", k, "/>", "", &n);
+		snprintf(want, sizeof(want), "I%zu M%zu M%zu  | state 0 depth 2 ",
+		    strlen(BARE), base, base + 3 + k + 2);
+		check_lex(NULL, in, n, want);
+		free(in);
+		/* CDATA ends at "]]>" */
+		in = at_offset(STZ "<![CDATA[", k, "]]>", "", &n);
+		snprintf(want, sizeof(want), "I%zu M%zu M%zu  | state 0 depth 2 ",
+		    strlen(BARE), base, base + 9);
+		check_lex(NULL, in, n, want);
+		free(in);
+	}
+}
+
+static void
+test_fast_path_counts_attributes_at_every_offset(void **state)
+{
+	struct xml_limits	 lim;
+	const size_t		 base = strlen(STZ);
+	char			*in, want[128];
+	size_t			 k, n;
+
+	xmlfilter_limits_default(&lim);
+	lim.attrs = 1;
+	lim.ns_decls = 1;
+	for (k = 0; k < 32; k++) {
+		in = at_offset(STZ "<b a='1' b='2'", k, " c='3'", "/>", &n);
+		snprintf(want, sizeof(want), "I%zu M%zu E%zu too many attributes",
+		    strlen(BARE), base, base + 14 + k + 2);
+		check_lex(&lim, in, n, want);
+		free(in);
+	}
+}
+
+static const char *const fast_ctx[] = { STZ, STZ "<b v='", STZ "<b v=\"",
+    STZ "<b ", STZ "<![CDATA[" };
+#define NCTX	(sizeof(fast_ctx) / sizeof(fast_ctx[0]))
+
+/* Asserts that lex_all(IN) holds WANT (NULL: no error). */
+static void
+check_lex_has(const char *in, size_t n, const char *want)
+{
+	char	*got = lex_all(NULL, in, n);
+
+	if (want != NULL ? strstr(got, want) == NULL : strchr(got, 'E') != NULL)
+		fail_msg("lexing \"%.*s\": got \"%s\" want \"%s\"", (int)n, in, got,
+		    want != NULL ? want : "no error");
+	free(got);
+}
+
+static void
+test_fast_path_refuses_control_bytes_at_every_offset(void **state)
+{
+	static const char *const ctl[] = { "\x01", "\x1f", "\x0b", "\x7f" };
+	char	*in, want[96];
+	size_t	 c, k, n, x, at;
+
+	for (x = 0; x < NCTX; x++)
+		for (c = 0; c < sizeof(ctl) / sizeof(ctl[0]); c++)
+			for (k = 0; k < 32; k++) {
+				in = at_offset(fast_ctx[x], k, ctl[c], "", &n);
+				at = strlen(fast_ctx[x]) + k;
+				snprintf(want, sizeof(want), "E%zu a character XML does "
+				    "not allow", at);
+				check_lex_has(in, n, ctl[c][0] == 0x7f ? NULL : want);
+				in[at] = k % 3 == 0 ? '\t' : k % 3 == 1 ? '\n' : '\r';
+				check_lex_has(in, n, NULL);	/* white space is fine */
+				free(in);
+			}
+	/* NUL at a block's last byte and at the last byte of a read */
+	for (k = 0; k < 32; k++) {
+		in = at_offset(STZ, k, "", "", &n);
+		at = strlen(STZ) + k;
+		in[at] = '\0';
+		snprintf(want, sizeof(want), "I%zu M%zu E%zu a character XML does not allow",
+		    strlen(BARE), strlen(STZ), at);
+		check_lex(NULL, in, at + 1, want);
+		check_lex(NULL, in, n, want);
+		free(in);
+	}
+}
+
+static void
+test_fast_path_takes_multibyte_characters_across_blocks_and_reads(void **state)
+{
+	static const char *const chars[] = { "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80",
+	    "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbd", "\xf0\x90\x80\x80",
+	    "\xf4\x8f\xbf\xbf" };
+	char	*in, want[64];
+	size_t	 c, k, n, x;
+
+	for (x = 0; x < NCTX; x++)
+		for (c = 0; c < sizeof(chars) / sizeof(chars[0]); c++)
+			for (k = 0; k < 32; k++) {
+				in = at_offset(fast_ctx[x], k, chars[c], "", &n);
+				check_lex_has(in, n, NULL);
+				/* every byte of the value counted */
+				snprintf(want, sizeof(want), x == 1 || x == 2 ?
+				    "run 64 nattr 1 slash 0 need 0 pos %zu" :
+				    "need 0 pos %zu", n);
+				check_lex_has(in, n, want);
+				free(in);
+			}
+}
+
+static void
+test_fast_path_refuses_bad_utf8_inside_ascii_runs(void **state)
+{
+	static const struct {
+		const char	*seq;
+		size_t		 bad;	/* the offset of the byte refused */
+	} bad[] = {
+		{ "\xc0\xaf", 0 }, { "\xc1\xbf", 0 }, { "\xe0\x80\xaf", 1 },
+		{ "\xe0\x9f\xbf", 1 }, { "\xed\xa0\x80", 1 }, { "\xed\xbf\xbf", 1 },
+		{ "\xf0\x80\x80\xaf", 1 }, { "\xf4\x90\x80\x80", 1 }, { "\xf5\x80", 0 },
+		{ "\xff", 0 }, { "\x80", 0 }, { "\xc3x", 1 }, { "\xe6\xbcx", 2 },
+		{ "\xef\xbf\xbe", 2 }, { "\xef\xbf\xbf", 2 }, { "\xf0\x9fx", 2 },
+		{ "\xf0\x9f\x98x", 3 }, { "\xf4\x8f\xbf\xc0", 3 }, { "\xdf\xc0", 1 },
+	};
+	char	*in, want[64];
+	size_t	 i, k, n, x;
+
+	for (x = 0; x < NCTX; x++)
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			for (k = 0; k < 32; k++) {
+				in = at_offset(fast_ctx[x], k, bad[i].seq, "", &n);
+				snprintf(want, sizeof(want), "E%zu invalid UTF-8",
+				    strlen(fast_ctx[x]) + k + bad[i].bad);
+				check_lex_has(in, n, want);
+				free(in);
+			}
+}
+
+static void
+test_fast_path_stops_at_the_exact_byte_of_a_limit(void **state)
+{
+	struct xml_limits	 lim;
+	const size_t		 lead = strlen(STZ "<b v='");
+	char			*in, want[128];
+	size_t			 n, k;
+
+	xmlfilter_limits_default(&lim);
+	lim.attr_bytes = 40;
+	/* a value of 40 bytes passes; a character that would end past the
+	 * limit is refused at its first byte over it */
+	for (k = 34; k <= 41; k++) {
+		in = repeat(STZ "<b v='", "x", k, "\xe6\xbc\xa2'/>", &n);
+		if (k + 3 <= 40)
+			snprintf(want, sizeof(want), "I%zu M%zu M%zu  | state 0 depth 2 "
+			    "run %zu ", strlen(BARE), strlen(STZ), n, k + 3);
+		else
+			snprintf(want, sizeof(want), "I%zu M%zu E%zu an attribute value "
+			    "too long", strlen(BARE), strlen(STZ), lead + 40);
+		check_lex(&lim, in, n, want);
+		free(in);
+	}
+	/* white space in a value counts too */
+	for (k = 38; k <= 40; k++) {
+		in = repeat(STZ "<b v='", "x", k, "\t'/>", &n);
+		if (k < 40)
+			snprintf(want, sizeof(want), "I%zu M%zu M%zu ", strlen(BARE),
+			    strlen(STZ), n);
+		else
+			snprintf(want, sizeof(want), "I%zu M%zu E%zu an attribute value "
+			    "too long", strlen(BARE), strlen(STZ), lead + 40);
+		check_lex(&lim, in, n, want);
+		free(in);
+	}
+	/* the stanza limit, likewise */
+	lim.stanza_bytes = 1024;
+	for (k = 0; k <= 4; k++) {
+		in = repeat(STZ "<body>", "x", 1024 - 15 - 4 + k, "\xf0\x9f\x98\x80",
+		    &n);
+		if (k == 0)
+			snprintf(want, sizeof(want), "I%zu M%zu M%zu  | state 0 depth 3 ",
+			    strlen(BARE), strlen(STZ), strlen(STZ) + 6);
+		else
+			snprintf(want, sizeof(want), "I%zu M%zu M%zu E%zu a stanza too big",
+			    strlen(BARE), strlen(STZ), strlen(STZ) + 6, strlen(BARE) + 1024);
+		check_lex(&lim, in, n, want);
+		free(in);
+	}
+}
+
+/* Reads of every length in buffers of exactly that size: under
+ * AddressSanitizer, a block read outside a read fails here. */
+static void
+test_fast_path_reads_no_byte_outside_the_read(void **state)
+{
+	static const char *const ctx[] = { STZ, STZ "<b v='", STZ "<b " };
+	struct xml_limits	 lim;
+	struct xmlfilter	 f;
+	struct xmlrepair	 r;
+	unsigned char		*p, out[256];
+	size_t			 k, x, t;
+	int			 ev;
+
+	xmlfilter_limits_default(&lim);
+	for (x = 0; x < sizeof(ctx) / sizeof(ctx[0]); x++) {
+		xmlfilter_init(&f, &lim, 1);
+		for (k = 0; k < strlen(ctx[x]); k += t) {
+			t = xmlfilter_scan(&f, (const unsigned char *)ctx[x] + k,
+			    strlen(ctx[x]) - k, &ev);
+			assert_int_not_equal(ev, XF_ERROR);
+		}
+		for (k = 1; k <= 40; k++) {
+			p = malloc(k);
+			memset(p, 'x', k);
+			assert_int_equal(xmlfilter_scan(&f, p, k, &ev), k);
+			assert_int_equal(ev, XF_MORE);
+			xmlfilter_repair_init(&r);
+			assert_int_equal(xmlfilter_repair(&r, p, k, out, sizeof(out), &t), k);
+			free(p);
+		}
+	}
+}
+
+/* Repair whole and one byte at a time: the same output. */
+static void
+check_repair_whole(const char *in, size_t n, const char *want)
+{
+	struct xmlrepair	 r;
+	unsigned char		 out[4096];
+	size_t			 len, taken;
+	char			*one;
+
+	xmlfilter_repair_init(&r);
+	len = xmlfilter_repair(&r, (const unsigned char *)in, n, out, sizeof(out), &taken);
+	assert_int_equal(taken, n);
+	one = repaired(in, n);
+	if (len != strlen(one) || memcmp(out, one, len) != 0)
+		fail_msg("repair of \"%s\": whole \"%.*s\" one by one \"%s\"", in,
+		    (int)len, out, one);
+	if (want != NULL && (len != strlen(want) || memcmp(out, want, len) != 0))
+		fail_msg("repair of \"%s\": got \"%.*s\" want \"%s\"", in, (int)len,
+		    out, want);
+	free(one);
+}
+
+static void
+test_repair_fast_path_at_every_offset(void **state)
+{
+	static const char *const seq[] = { "<", "&", "]]>", "\x01", "\x00", "\t",
+	    "\xc3\xa9", "\xe6\xbc\xa2", "\xf0\x9f\x98\x80", "\xc0\xaf", "\xed\xa0\x80",
+	    "\xef\xbf\xbe", "\xe6\xbc", "\x80", "\xf0\x9f\x98x", "\xf4\x8f\xbf\xc0",
+	    "<b", "<!--c-->", "<?p?>", "&amp;" };
+	static const char *const ctx[] = { "", "<a><![CDATA[" };
+	char	*in, *want;
+	size_t	 i, k, n, x;
+
+	for (x = 0; x < sizeof(ctx) / sizeof(ctx[0]); x++)
+		for (i = 0; i < sizeof(seq) / sizeof(seq[0]); i++)
+			for (k = 0; k < 32; k++) {
+				in = at_offset(ctx[x], k, seq[i], "", &n);
+				if (seq[i][0] == '\0')
+					in[strlen(ctx[x]) + k] = '\0';
+				check_repair_whole(in, n, NULL);
+				free(in);
+			}
+	/* a control byte at a block's end becomes U+FFFD, the rest is kept */
+	for (k = 0; k < 32; k++) {
+		in = at_offset("", k, "\x01", "", &n);
+		want = at_offset("", k, "\xef\xbf\xbd", "xx", &n);
+		check_repair_whole(in, 64, want);
+		free(want);
+		free(in);
+	}
+}
+
 int
 main(void)
 {
@@ -742,6 +1140,14 @@ main(void)
 		cmocka_unit_test(test_repair_mode_turns_broken_backend_output_into_valid_stanzas),
 		cmocka_unit_test(test_repair_mode_still_refuses_what_it_cannot_repair),
 		cmocka_unit_test(test_repair_mode_leaves_valid_streams_alone),
+		cmocka_unit_test(test_fast_path_finds_each_markup_byte_at_every_offset),
+		cmocka_unit_test(test_fast_path_counts_attributes_at_every_offset),
+		cmocka_unit_test(test_fast_path_refuses_control_bytes_at_every_offset),
+		cmocka_unit_test(test_fast_path_takes_multibyte_characters_across_blocks_and_reads),
+		cmocka_unit_test(test_fast_path_refuses_bad_utf8_inside_ascii_runs),
+		cmocka_unit_test(test_fast_path_stops_at_the_exact_byte_of_a_limit),
+		cmocka_unit_test(test_fast_path_reads_no_byte_outside_the_read),
+		cmocka_unit_test(test_repair_fast_path_at_every_offset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

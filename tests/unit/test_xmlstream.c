@@ -512,6 +512,57 @@ big_stanza(void *arg, const struct xml_node *n)
 	return 0;
 }
 
+/* A kept stream keeps one tree block between stanzas: small and big trees
+ * in turn come out as a fresh stream's would, the memory does not grow, and
+ * trim gives the block back. */
+static void
+test_keep_mode_reuses_the_tree_block_and_trim_frees_it(void **state)
+{
+	struct xmlstream	*xs;
+	struct rec		 r;
+	struct buf		 in;
+	size_t			 after_one;
+	char			*fresh, *kept;
+	int			 i, k;
+
+	buf_init(&in);
+	buf_adds(&in, HDR);
+	for (i = 0; i < 60; i++) {
+		buf_printf(&in, "<message to='u%d@b' id='m%d'><body>%d %s</body>"
+		    "</message>", i, i, i, i % 2 ? "&lt;x&gt;" : "\xc3\xa9");
+		if (i % 20 == 10) {		/* a tree over several blocks */
+			buf_adds(&in, "<message>");
+			for (k = 0; k < 200; k++)
+				buf_printf(&in, "<item n='%d'>%d</item>", k, k);
+			buf_adds(&in, "</message>");
+		}
+	}
+	fresh = run_cuts(in.data, in.len, NULL, 0, 0, NULL);
+	kept = run_cuts(in.data, in.len, NULL, 0, XMLS_KEEP, NULL);
+	assert_string_equal(kept, fresh);
+	assert_null(strstr(kept, "error"));
+	/* memory: more of the same stanza changes nothing; trim frees the
+	 * parser and the block */
+	memset(&r, 0, sizeof(r));
+	buf_init(&r.log);
+	xs = xmlstream_new(NULL, NULL, XMLS_KEEP, &rec_cb, &r);
+	assert_int_equal(xmlstream_feed(xs, in.data, in.len), XMLS_OK);
+	assert_int_equal(xmlstream_feed(xs, "<presence/>", 11), XMLS_OK);
+	after_one = xmlstream_memsize(xs);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(xmlstream_feed(xs, "<presence/>", 11), XMLS_OK);
+	assert_int_equal(xmlstream_memsize(xs), after_one);
+	xmlstream_trim(xs);
+	assert_true(xmlstream_memsize(xs) < 1024);
+	assert_int_equal(xmlstream_feed(xs, "<presence/>", 11), XMLS_OK);
+	assert_int_equal(r.nstanza, 60 + 3 + 12);
+	xmlstream_free(xs);
+	buf_free(&r.log);
+	free(fresh);
+	free(kept);
+	buf_free(&in);
+}
+
 /* The tree arena grows block by block, and takes a bigger-than-block
  * attribute in one: the whole tree must come out, twice in a row (the
  * second stanza reuses what the first one freed). */
@@ -608,6 +659,7 @@ main(void)
 		cmocka_unit_test(test_data_after_the_stream_end_is_refused),
 		cmocka_unit_test(test_tree_helpers_find_attributes_children_and_text),
 		cmocka_unit_test(test_a_tree_over_many_arena_blocks_is_whole),
+		cmocka_unit_test(test_keep_mode_reuses_the_tree_block_and_trim_frees_it),
 		cmocka_unit_test(test_configured_content_namespace_is_required),
 		cmocka_unit_test(test_error_is_final),
 	};
