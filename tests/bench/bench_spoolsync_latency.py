@@ -4,7 +4,8 @@
 # (default.rsync to a local directory) in the same run: a trickle of
 # Prosody-shaped rewrites at a fixed rate, then a burst of N new files.
 # The replica side is watched with inotify: a file counts when the version
-# written lands (spoolsync renames into place after fsync: then it is durable).
+# written lands at its name (spoolsync links a new file in, or renames over an
+# old one, after its syncfs: then it is durable).
 #
 #   tests/bench/bench_spoolsync_latency.py [--rate 100] [--seconds 10] [--burst 1000]
 #
@@ -65,7 +66,11 @@ class Inotify:
                         self.add(os.path.join(dp, d))
                     for f in fn:
                         out.append((now, os.path.join(dp, f)))
-            elif mask & (IN_MOVED_TO | IN_CLOSE_WRITE):
+            elif mask & (IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE):
+                # IN_CREATE: a file linked in whole (spoolsync places a new
+                # file with linkat, after its syncfs); one made empty by
+                # open(O_CREAT) has no "#seq" line yet and counts at its
+                # IN_CLOSE_WRITE.
                 out.append((now, path))
         return out
 

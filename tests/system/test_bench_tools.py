@@ -1,10 +1,13 @@
 # test_bench_tools.py: the benchmark's own tools work: build/tests/loadgen logs
 # clients in to build/tests/echo_xmpp, directly and through a real proxyd, and
-# their messages arrive, counted, with a measured latency.
+# their messages arrive, counted, with a measured latency; the spoolsync
+# latency bench sees every file spoolsync delivers, new ones included.
 
 import json
 import os
+import re
 import subprocess
+import sys
 import types
 
 import harness
@@ -94,3 +97,19 @@ def test_filter_cost_runs_proxyds_filter_and_expat_on_the_same_messages():
     bad = subprocess.run([tool("filter_cost"), "-n", "zero"], capture_output=True, text=True,
                          timeout=10)
     assert bad.returncode != 0 and "not a number" in bad.stderr
+
+
+def test_spoolsync_latency_bench_sees_every_file_of_trickle_and_burst():
+    """A new file placed by linkat (no close-write, no rename at the replica)
+    once went unseen: the burst read "nothing arrived" for a working daemon."""
+    bench = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench",
+                         "bench_spoolsync_latency.py")
+    env = dict(os.environ, JHA_BUILD=str(harness.build_dir()))
+    r = subprocess.run([sys.executable, bench, "--no-lsyncd", "--rate", "50",
+                        "--seconds", "1", "--burst", "200"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name, n in (("trickle", 50), ("burst", 200)):
+        m = re.search(rf"^spoolsync {name}: n=(\d+) .* lost (\d+)$", r.stdout, re.M)
+        assert m, f"no {name} line: {r.stdout}"
+        assert (int(m.group(1)), int(m.group(2))) == (n, 0), r.stdout
