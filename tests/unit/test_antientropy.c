@@ -22,9 +22,10 @@
 
 #include "engine.h"
 #include "util.h"
+#include "engine_fix.h"
 
 struct fix {
-	char			 root[512], sdir[512];
+	char			 root[EFIX_PATH], sdir[EFIX_PATH];
 	struct spoolsync	 sp;
 	struct peer		 peer;	/* linked only by fix_link: what is
 					   queued stays */
@@ -32,36 +33,11 @@ struct fix {
 	int			 other;	/* the link's far end: never read */
 };
 
-static void
-fix_pump_cb(evutil_socket_t fd, short what, void *arg)
-{
-}
-
 /* The peer's link, up; nothing is ever read from its far end. */
 static void
 fix_link(struct fix *f)
 {
-	unsigned char	 key[AUTH_SESSION_KEY_LEN];
-	char		 err[256];
-	int		 sv[2];
-
-	memset(key, 7, sizeof(key));
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	f->other = sv[1];
-	f->l.sp = &f->sp;
-	f->l.peer = &f->peer;
-	f->l.state = LINK_UP;
-	f->l.bev = bufferevent_socket_new(f->sp.base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-	assert_non_null(f->l.bev);
-	assert_int_equal(wire_ctx_init(&f->l.wc, key, AUTH_CLIENT, err,
-	    sizeof(err)), 0);
-	f->l.wc_ok = 1;
-	buf_init(&f->l.obuf);
-	assert_non_null(f->l.ev_pump = evtimer_new(f->sp.base, fix_pump_cb, f));
-	TAILQ_INIT(&f->l.ops);
-	TAILQ_INIT(&f->l.mfs);
-	f->l.busy = pmap_new();
-	f->peer.link = &f->l;
+	efix_link_up(&f->l, &f->sp, &f->peer, f->sp.base, &f->other);
 	ae_init(&f->peer);
 }
 
@@ -71,48 +47,21 @@ fix_unlink(struct fix *f)
 	if (f->peer.link == NULL)
 		return;
 	ae_free(&f->peer);
-	pmap_free(f->l.busy, NULL);
-	event_free(f->l.ev_pump);
-	bufferevent_free(f->l.bev);
-	wire_ctx_clear(&f->l.wc);
-	buf_free(&f->l.obuf);
-	close(f->other);
-	f->peer.link = NULL;
+	efix_link_down(&f->l, &f->peer, f->other);
 }
 
 static int
 setup(void **state)
 {
 	struct fix	*f = calloc(1, sizeof(*f));
-	const char	*tmp = getenv("TMPDIR");
 	char		 err[256];
 
 	assert_non_null(f);
-	if (tmp == NULL || tmp[0] == '\0')
-		tmp = "/tmp";
-	snprintf(f->root, sizeof(f->root), "%s/test_ae.XXXXXX", tmp);
-	snprintf(f->sdir, sizeof(f->sdir), "%s/test_ae_st.XXXXXX", tmp);
-	assert_non_null(mkdtemp(f->root));
-	assert_non_null(mkdtemp(f->sdir));
+	efix_open(f->root, f->sdir, &f->sp, &f->peer, "test_ae");
 	assert_non_null(f->sp.base = event_base_new());
-	f->sp.node = "a";
-	f->sp.root = f->root;
-	f->sp.mode = MODE_SEND;
-	f->sp.rootfd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(f->sp.rootfd != -1);
-	assert_non_null(f->sp.st = state_open(f->sdir, f->root, err, sizeof(err)));
-	f->sp.ex = exclude_new();
-	f->sp.applying = pmap_new();
 	TAILQ_INIT(&f->sp.mf_wait);
 	TAILQ_INIT(&f->sp.mf_run);
 	assert_non_null(f->sp.bg = bg_new(f->sp.base, 2, err, sizeof(err)));
-	f->peer.sp = &f->sp;
-	f->peer.name = "b";
-	TAILQ_INIT(&f->peer.outbox);
-	f->peer.queued = pmap_new();
-	f->peer.pk = pmap_new();
-	f->sp.peers = &f->peer;
-	f->sp.npeers = 1;
 	*state = f;
 	return 0;
 }
@@ -121,25 +70,12 @@ static int
 teardown(void **state)
 {
 	struct fix	*f = *state;
-	struct item	*it;
 
 	bg_free(f->sp.bg);	/* as sp_free: the workers, then the rescan */
 	ae_shutdown(&f->sp);
 	fix_unlink(f);
-	while ((it = TAILQ_FIRST(&f->peer.outbox)) != NULL) {
-		TAILQ_REMOVE(&f->peer.outbox, it, entry);
-		item_free(it);
-	}
-	pmap_free(f->peer.queued, NULL);
-	pmap_free(f->peer.pk, free);
-	pmap_free(f->sp.applying, NULL);
-	exclude_free(f->sp.ex);
-	state_close(f->sp.st);
-	if (f->sp.rootfd != -1)
-		close(f->sp.rootfd);
+	efix_close(f->root, f->sdir, &f->sp, &f->peer);
 	event_base_free(f->sp.base);
-	tu_rmtree(f->root);
-	tu_rmtree(f->sdir);
 	free(f);
 	return 0;
 }

@@ -16,11 +16,12 @@
 
 #include "engine.h"
 #include "util.h"
+#include "engine_fix.h"
 
 #define MS	1000000ULL
 
 struct fix {
-	char			 root[512], sdir[512];
+	char			 root[EFIX_PATH], sdir[EFIX_PATH];
 	struct spoolsync	 sp;
 	struct peer		 peer;
 	struct queue		*q;
@@ -38,32 +39,10 @@ setup(void **state)
 {
 	struct fix		*f = calloc(1, sizeof(*f));
 	struct queue_opts	 qo = { 5 * MS, 50 * MS, fix_clock, NULL };
-	const char		*tmp = getenv("TMPDIR");
 	char			 err[256];
 
 	assert_non_null(f);
-	if (tmp == NULL || tmp[0] == '\0')
-		tmp = "/tmp";
-	snprintf(f->root, sizeof(f->root), "%s/test_local.XXXXXX", tmp);
-	snprintf(f->sdir, sizeof(f->sdir), "%s/test_local_st.XXXXXX", tmp);
-	assert_non_null(mkdtemp(f->root));
-	assert_non_null(mkdtemp(f->sdir));
-	f->sp.node = "a";
-	f->sp.root = f->root;
-	f->sp.mode = MODE_SEND;
-	f->sp.rootfd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(f->sp.rootfd != -1);
-	f->sp.st = state_open(f->sdir, f->root, err, sizeof(err));
-	assert_non_null(f->sp.st);
-	f->sp.ex = exclude_new();
-	f->sp.applying = pmap_new();
-	f->peer.sp = &f->sp;
-	f->peer.name = "b";
-	TAILQ_INIT(&f->peer.outbox);
-	f->peer.queued = pmap_new();
-	f->peer.pk = pmap_new();
-	f->sp.peers = &f->peer;
-	f->sp.npeers = 1;
+	efix_open(f->root, f->sdir, &f->sp, &f->peer, "test_local");
 	qo.clock_arg = f;
 	f->q = queue_new(&qo, err, sizeof(err));
 	assert_non_null(f->q);
@@ -75,21 +54,9 @@ static int
 teardown(void **state)
 {
 	struct fix	*f = *state;
-	struct item	*it;
 
-	while ((it = TAILQ_FIRST(&f->peer.outbox)) != NULL) {
-		TAILQ_REMOVE(&f->peer.outbox, it, entry);
-		item_free(it);
-	}
-	pmap_free(f->peer.queued, NULL);
-	pmap_free(f->peer.pk, free);
-	pmap_free(f->sp.applying, NULL);
 	queue_free(f->q);
-	exclude_free(f->sp.ex);
-	state_close(f->sp.st);
-	close(f->sp.rootfd);
-	tu_rmtree(f->root);
-	tu_rmtree(f->sdir);
+	efix_close(f->root, f->sdir, &f->sp, &f->peer);
 	free(f);
 	return 0;
 }

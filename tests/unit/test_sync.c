@@ -19,9 +19,10 @@
 
 #include "engine.h"
 #include "util.h"
+#include "engine_fix.h"
 
 struct fix {
-	char			 root[512], sdir[512];
+	char			 root[EFIX_PATH], sdir[EFIX_PATH];
 	struct spoolsync	 sp;
 	struct peer		 peer;
 	struct link		 l;
@@ -36,70 +37,18 @@ fix_clock(void *arg)
 	return ((struct fix *)arg)->now;
 }
 
-static void
-fix_pump_cb(evutil_socket_t fd, short what, void *arg)
-{
-}
-
-static void
-fix_link(struct fix *f)
-{
-	unsigned char	 key[AUTH_SESSION_KEY_LEN];
-	char		 err[256];
-	int		 sv[2];
-
-	memset(key, 7, sizeof(key));
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	f->other = sv[1];
-	assert_non_null(f->base = event_base_new());
-	f->l.sp = &f->sp;
-	f->l.peer = &f->peer;
-	f->l.state = LINK_UP;
-	f->l.bev = bufferevent_socket_new(f->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-	assert_non_null(f->l.bev);
-	assert_int_equal(wire_ctx_init(&f->l.wc, key, AUTH_CLIENT, err,
-	    sizeof(err)), 0);
-	f->l.wc_ok = 1;
-	buf_init(&f->l.obuf);
-	assert_non_null(f->l.ev_pump = evtimer_new(f->base, fix_pump_cb, f));
-	TAILQ_INIT(&f->l.ops);
-	f->l.busy = pmap_new();
-	f->l.next_xfer = 1;
-	f->peer.link = &f->l;
-}
-
 static int
 setup(void **state)
 {
 	struct fix		*f = calloc(1, sizeof(*f));
 	struct queue_opts	 qo = { 1000000, 10000000, fix_clock, NULL };
-	const char		*tmp = getenv("TMPDIR");
 	char			 err[256];
 
 	assert_non_null(f);
-	if (tmp == NULL || tmp[0] == '\0')
-		tmp = "/tmp";
-	snprintf(f->root, sizeof(f->root), "%s/test_sync.XXXXXX", tmp);
-	snprintf(f->sdir, sizeof(f->sdir), "%s/test_sync_st.XXXXXX", tmp);
-	assert_non_null(mkdtemp(f->root));
-	assert_non_null(mkdtemp(f->sdir));
-	f->sp.node = "a";
-	f->sp.root = f->root;
-	f->sp.mode = MODE_SEND;
-	f->sp.rootfd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(f->sp.rootfd != -1);
-	f->sp.st = state_open(f->sdir, f->root, err, sizeof(err));
-	assert_non_null(f->sp.st);
-	f->sp.ex = exclude_new();
-	f->sp.applying = pmap_new();
-	f->peer.sp = &f->sp;
-	f->peer.name = "b";
-	TAILQ_INIT(&f->peer.outbox);
-	f->peer.queued = pmap_new();
-	f->peer.pk = pmap_new();
-	f->sp.peers = &f->peer;
-	f->sp.npeers = 1;
-	fix_link(f);
+	efix_open(f->root, f->sdir, &f->sp, &f->peer, "test_sync");
+	assert_non_null(f->base = event_base_new());
+	efix_link_up(&f->l, &f->sp, &f->peer, f->base, &f->other);
+	f->l.next_xfer = 1;
 	f->sp.base = f->base;
 	qo.clock_arg = f;
 	assert_non_null(f->sp.q = queue_new(&qo, err, sizeof(err)));
@@ -111,32 +60,14 @@ static int
 teardown(void **state)
 {
 	struct fix	*f = *state;
-	struct item	*it;
 
 	sync_link_down(&f->l);		/* the ops back to the outbox */
-	while ((it = TAILQ_FIRST(&f->peer.outbox)) != NULL) {
-		TAILQ_REMOVE(&f->peer.outbox, it, entry);
-		item_free(it);
-	}
-	pmap_free(f->l.busy, NULL);
-	free(f->l.lag.v);		/* link_free's part: the link is a fixture */
 	queue_free(f->sp.q);
 	if (f->sp.ev_qkick != NULL)
 		event_free(f->sp.ev_qkick);
-	event_free(f->l.ev_pump);
-	bufferevent_free(f->l.bev);
-	wire_ctx_clear(&f->l.wc);
-	buf_free(&f->l.obuf);
+	efix_link_down(&f->l, &f->peer, f->other);
 	event_base_free(f->base);
-	close(f->other);
-	pmap_free(f->peer.queued, NULL);
-	pmap_free(f->peer.pk, free);
-	pmap_free(f->sp.applying, NULL);
-	exclude_free(f->sp.ex);
-	state_close(f->sp.st);
-	close(f->sp.rootfd);
-	tu_rmtree(f->root);
-	tu_rmtree(f->sdir);
+	efix_close(f->root, f->sdir, &f->sp, &f->peer);
 	free(f);
 	return 0;
 }
