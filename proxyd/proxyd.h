@@ -110,7 +110,7 @@ size_t		 xmlfilter_scan(struct xmlfilter *, const unsigned char *, size_t,
 int		 xmlfilter_in_markup(const struct xmlfilter *);
 int		 xmlfilter_idle(const struct xmlfilter *);	/* between stanzas */
 
-/* Repair stage (backend to client): see the comment in xmlfilter.c. */
+/* Repair stage (backend to client): see the comment in xmlrepair.c. */
 struct xmlrepair {
 	uint8_t		state, need, lower, upper, run;
 	uint8_t		nu8, nlook;

@@ -1,6 +1,7 @@
 /*
  * xmlfilter.c: RFC 6120 restricted XML before expat sees a byte: the limits,
- * the stream error conditions, a byte lexer and the repair stage.
+ * the stream error conditions and a byte lexer (the repair stage for what a
+ * backend sends is xmlrepair.c).
  *
  * The lexer runs on every byte a peer sends.  It validates UTF-8 (shortest
  * form, no surrogates, nothing above U+10FFFF) and XML 1.0 characters, follows
@@ -25,11 +26,9 @@
  */
 #include <stdio.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "proxyd.h"
+#include "xmlscan.h"
 
 static const char *const xmlfilter_conds[XML_COND_COUNT] = {
 	[XML_COND_NONE] = "",
@@ -147,8 +146,6 @@ enum {
 	S_PI		/* in the XML declaration */
 };
 
-#define REF_MAX		32	/* "&#x10FFFF;" is 10; leading zeros get 22 more */
-
 void
 xmlfilter_init(struct xmlfilter *f, const struct xml_limits *lim, int authed)
 {
@@ -186,20 +183,6 @@ static int
 xmlfilter_fail(struct xmlfilter *f, enum xml_cond c, const char *what)
 {
 	return xmlfilter_fail_limit(f, c, what, 0);
-}
-
-static int
-xmlfilter_is_ws(unsigned char b)
-{
-	return b == ' ' || b == '\t' || b == '\n' || b == '\r';
-}
-
-static int
-xmlfilter_is_refchar(unsigned char b)
-{
-	return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
-	    (b >= '0' && b <= '9') || b == '#' || b == '_' || b == '-' ||
-	    b == '.' || b == ':';
 }
 
 /*
@@ -242,14 +225,6 @@ xmlfilter_utf8(struct xmlfilter *f, unsigned char b)
 	f->upper = 0xbf;
 	f->cp = (f->cp << 6) | (b & 0x3f);
 	return --f->need == 0 ? 1 : 0;
-}
-
-static int
-xmlfilter_xml_char(uint32_t cp)
-{
-	if (cp < 0x20)
-		return cp == 0x9 || cp == 0xa || cp == 0xd;
-	return cp != 0xfffe && cp != 0xffff;
 }
 
 /* A bad first byte that says "UTF-16 or UTF-32" gets its own condition. */
@@ -320,7 +295,7 @@ xmlfilter_text(struct xmlfilter *f, unsigned char b, int chr)
 		}
 		return XF_MORE;
 	}
-	if (xmlfilter_is_ws(b) || !chr)
+	if (xmlscan_is_ws(b) || !chr)
 		return XF_MORE;
 	/* A UTF-8 byte order mark may open a document. */
 	if (f->cp == 0xfeff && f->pos == 2 && !f->opened) {
@@ -447,7 +422,7 @@ xmlfilter_step(struct xmlfilter *f, unsigned char b, int chr)
 	case S_REF:
 		if (b == ';') {
 			f->state = S_TEXT;
-		} else if (!xmlfilter_is_refchar(b)) {
+		} else if (!xmlscan_is_refchar(b)) {
 			f->state = S_TEXT;	/* expat judges the broken reference */
 			return xmlfilter_text(f, b, chr);
 		} else if (++f->run > REF_MAX)
@@ -481,7 +456,7 @@ xmlfilter_step(struct xmlfilter *f, unsigned char b, int chr)
 		}
 		return XF_MORE;
 	case S_PI_TARGET:
-		if (f->sub < 3 ? b != (unsigned char)"xml"[f->sub] : !xmlfilter_is_ws(b))
+		if (f->sub < 3 ? b != (unsigned char)"xml"[f->sub] : !xmlscan_is_ws(b))
 			return xmlfilter_fail(f, XML_COND_RESTRICTED_XML,
 			    "a processing instruction");
 		if (++f->sub == 4) {
@@ -500,153 +475,20 @@ xmlfilter_step(struct xmlfilter *f, unsigned char b, int chr)
 	return xmlfilter_fail(f, XML_COND_INTERNAL_SERVER_ERROR, "lexer state");
 }
 
-/*
- * Which bytes the plain loops may skip in each state: printable ASCII but
- * the bytes that state acts on.  The scalar path looks each byte up in a
- * table the compiler builds; the SSE2 path tests 16 bytes at a time.  The
- * span loops are inlined into each caller, so that every state's special
- * bytes are constants there (a call per span cost more than the span).
- */
-#define XF_INLINE	inline __attribute__((always_inline))
-
-enum { P_TEXT = 1, P_APOS = 2, P_QUOT = 4, P_TAG = 8, P_CDATA = 16 };
-
-#define P_OF(c)	((c) < 0x20 || (c) >= 0x80 ? 0 :			\
-	((c) != '<' && (c) != '&' ? P_TEXT : 0) |			\
-	((c) != '\'' ? P_APOS : 0) | ((c) != '"' ? P_QUOT : 0) |	\
-	((c) != '>' && (c) != '\'' && (c) != '"' && (c) != '=' &&	\
-	    (c) != '/' ? P_TAG : 0) |					\
-	((c) != ']' && (c) != '>' ? P_CDATA : 0))
-/* F(0), F(1), ... F(255): a byte class table the compiler builds. */
-#define CLASS_4(F, c)	F(c), F((c) + 1), F((c) + 2), F((c) + 3)
-#define CLASS_16(F, c)	CLASS_4(F, c), CLASS_4(F, (c) + 4), CLASS_4(F, (c) + 8), \
-	CLASS_4(F, (c) + 12)
-#define CLASS_64(F, c)	CLASS_16(F, c), CLASS_16(F, (c) + 16), \
-	CLASS_16(F, (c) + 32), CLASS_16(F, (c) + 48)
-#define CLASS_256(F)	CLASS_64(F, 0), CLASS_64(F, 64), CLASS_64(F, 128), \
-	CLASS_64(F, 192)
-
-static const uint8_t xmlfilter_plain_tab[256] = {
-	CLASS_256(P_OF)
-};
-
-/* The bytes of P[0..N) in table class M, from the start: the scalar path,
- * and the SSE2 path's reads shorter than a block. */
-static size_t
-xmlfilter_span_scalar(const uint8_t *tab, uint8_t m, const unsigned char *p,
-    size_t n)
-{
-	size_t	j = 0;
-
-	while (j + 4 <= n && (tab[p[j]] & tab[p[j + 1]] & tab[p[j + 2]] &
-	    tab[p[j + 3]] & m))
-		j += 4;
-	while (j < n && (tab[p[j]] & m))
-		j++;
-	return j;
-}
-
-#ifdef __SSE2__
-/* The bits of the bytes of V below 0x20 or above 0x7f (negative as signed
- * bytes) or equal to one of A..E. */
-static XF_INLINE unsigned
-xmlfilter_block(__m128i v, char a, char b, char c, char d, char e)
-{
-	__m128i	m;
-
-	m = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-	    _mm_cmpeq_epi8(v, _mm_set1_epi8(a)));
-	m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(b)));
-	m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(c)));
-	m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(d)));
-	m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(e)));
-	return (unsigned)_mm_movemask_epi8(m);
-}
-
-/*
- * The span of P[0..N) with no control, non-ASCII or A..E byte (the same bytes
- * as table class M), 16 bytes at a time.  The last partial block is read as
- * the block that ends at P + N, its bits already seen shifted out: no byte
- * outside P[0..N) is ever read.
- */
-static XF_INLINE size_t
-xmlfilter_span(const uint8_t *tab, uint8_t m, const unsigned char *p, size_t n,
-    char a, char b, char c, char d, char e)
-{
-	size_t		j;
-	unsigned	bits;
-
-	if (n < 16)
-		return xmlfilter_span_scalar(tab, m, p, n);
-	for (j = 0; j + 16 <= n; j += 16) {
-		bits = xmlfilter_block(_mm_loadu_si128((const void *)(p + j)),
-		    a, b, c, d, e);
-		if (bits != 0)
-			return j + (size_t)__builtin_ctz(bits);
-	}
-	if (j == n)
-		return n;
-	bits = xmlfilter_block(_mm_loadu_si128((const void *)(p + n - 16)),
-	    a, b, c, d, e) >> (16 - (n - j));
-	return bits != 0 ? j + (size_t)__builtin_ctz(bits) : n;
-}
-#else
-static inline size_t
-xmlfilter_span(const uint8_t *tab, uint8_t m, const unsigned char *p, size_t n,
-    char a, char b, char c, char d, char e)
-{
-	return xmlfilter_span_scalar(tab, m, p, n);
-}
-#endif
-
-/*
- * The length of the whole, valid UTF-8 character of at least two bytes at
- * P[0..N) that XML allows, 0 if it is not one (bad, cut short, U+FFFE or
- * U+FFFF): the bytes xmlfilter_utf8 would take one by one without an error.
- */
-static size_t
-xmlfilter_utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned char	b = p[0], lo = 0x80, hi = 0xbf;
-
-	if (b >= 0xc2 && b <= 0xdf)
-		return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (b >= 0xe0 && b <= 0xef) {
-		if (b == 0xe0)
-			lo = 0xa0;
-		else if (b == 0xed)
-			hi = 0x9f;
-		if (n < 3 || p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80)
-			return 0;
-		return b == 0xef && p[1] == 0xbf && p[2] >= 0xbe ? 0 : 3;
-	}
-	if (b >= 0xf0 && b <= 0xf4) {
-		if (b == 0xf0)
-			lo = 0x90;
-		else if (b == 0xf4)
-			hi = 0x8f;
-		if (n < 4 || p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80 ||
-		    (p[3] & 0xc0) != 0x80)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 /* Plain ASCII spans of class M (special bytes A..E) and the whole non-ASCII
  * characters between them, which every plain state takes as it takes a
  * plain byte. */
-static XF_INLINE size_t
+static XMLSCAN_INLINE size_t
 xmlfilter_plain_run(uint8_t m, const unsigned char *p, size_t n,
     char a, char b, char c, char d, char e)
 {
 	size_t	j = 0, k;
 
 	for (;;) {
-		j += xmlfilter_span(xmlfilter_plain_tab, m, p + j, n - j,
+		j += xmlscan_span(xmlscan_plain_tab, m, p + j, n - j,
 		    a, b, c, d, e);
 		if (j == n || p[j] < 0x80 ||
-		    (k = xmlfilter_utf8_len(p + j, n - j)) == 0)
+		    (k = xmlscan_utf8_len(p + j, n - j)) == 0)
 			return j;
 		j += k;
 	}
@@ -724,7 +566,7 @@ xmlfilter_lane_ref(struct xmlfilter *f, unsigned char b)
 		f->state = S_TEXT;
 		return 1;
 	}
-	if (!xmlfilter_is_refchar(b) || f->run >= REF_MAX)
+	if (!xmlscan_is_refchar(b) || f->run >= REF_MAX)
 		return 0;
 	f->run++;
 	return 1;
@@ -832,7 +674,7 @@ xmlfilter_fast(struct xmlfilter *f, const unsigned char *p, size_t n,
 			/* FALLTHROUGH */
 		case S_TAG:
 			/* most tags end right after a value or a '/' */
-			if (j < end && ((xmlfilter_plain_tab[p[j]] & P_TAG) ||
+			if (j < end && ((xmlscan_plain_tab[p[j]] & P_TAG) ||
 			    p[j] >= 0x80) &&
 			    (k = xmlfilter_plain_run(P_TAG, p + j, end - j,
 			    '>', '\'', '"', '=', '/')) > 0) {
@@ -907,7 +749,7 @@ xmlfilter_scan(struct xmlfilter *f, const unsigned char *p, size_t n, int *event
 		chr = 1;
 		if (b >= 0x80 || b < 0x20 || f->need > 0) {
 			chr = xmlfilter_utf8(f, b);
-			if (chr == -1 || (chr == 1 && !xmlfilter_xml_char(f->cp))) {
+			if (chr == -1 || (chr == 1 && !xmlscan_xml_char(f->cp))) {
 				*event = xmlfilter_bad_char(f, b);
 				return i;
 			}
@@ -932,335 +774,4 @@ xmlfilter_scan(struct xmlfilter *f, const unsigned char *p, size_t n, int *event
 	}
 	*event = XF_MORE;
 	return n;
-}
-
-/* ---- the repair stage ---- */
-
-/*
- * Repair mode (what a backend sends, on its way to the client).  Old servers
- * send broken characters; killing the client's stream for them helps no one,
- * so before the strict lexer sees a byte:
- *  - invalid UTF-8 becomes U+FFFD, one per maximal invalid subpart (as the
- *    WHATWG decoder does), and so do the characters XML 1.0 forbids (C0
- *    controls other than tab, LF and CR; U+FFFE; U+FFFF);
- *  - an '&' that does not begin one of the five predefined entity references
- *    or a character reference to a legal character, ended by ';' within 32
- *    bytes, becomes "&amp;" (so "AT&T", "&nbsp;" and "&#0;" show as written);
- *  - "]]>" in text becomes "]]&gt;";
- *  - comments and processing instructions (the XML declaration included:
- *    proxyd writes its own) are dropped.
- * Inside CDATA sections only characters are repaired.  Everything else (a
- * DOCTYPE, mismatched tags, limits) still ends the stream: that is not
- * repairable without guessing.
- */
-enum { R_TEXT, R_REF, R_LT, R_CDATA, R_COMMENT, R_PI };
-
-struct xmlrepair_out {
-	unsigned char	*p;
-	size_t		 len;
-};
-
-void
-xmlfilter_repair_init(struct xmlrepair *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->lower = 0x80;
-	r->upper = 0xbf;
-}
-
-static void
-xmlrepair_emit(struct xmlrepair_out *o, const void *p, size_t n)
-{
-	memcpy(o->p + o->len, p, n);
-	o->len += n;
-}
-
-static int
-xmlrepair_ref_ok(const unsigned char *s, size_t n)
-{
-	static const char *const named[] = { "lt", "gt", "amp", "quot", "apos" };
-	unsigned long	v = 0;
-	size_t		i, j, start;
-	int		hex;
-
-	for (j = 0; j < 5; j++)
-		if (n == strlen(named[j]) && memcmp(s, named[j], n) == 0)
-			return 1;
-	if (n < 2 || s[0] != '#')
-		return 0;
-	hex = s[1] == 'x';
-	start = hex ? 2 : 1;
-	if (n == start)
-		return 0;
-	for (i = start; i < n; i++) {
-		int	d;
-
-		if (s[i] >= '0' && s[i] <= '9')
-			d = s[i] - '0';
-		else if (hex && s[i] >= 'a' && s[i] <= 'f')
-			d = s[i] - 'a' + 10;
-		else if (hex && s[i] >= 'A' && s[i] <= 'F')
-			d = s[i] - 'A' + 10;
-		else
-			return 0;
-		v = v * (hex ? 16 : 10) + (unsigned long)d;
-		if (v > 0x10ffff)
-			return 0;
-	}
-	return xmlfilter_xml_char((uint32_t)v) && !(v >= 0xd800 && v <= 0xdfff);
-}
-
-/* A reference that turned out broken: its '&' is escaped, the rest kept. */
-static void
-xmlrepair_ref_broken(struct xmlrepair *r, struct xmlrepair_out *o)
-{
-	xmlrepair_emit(o, "&amp;", 5);
-	xmlrepair_emit(o, r->look + 1, r->nlook - 1);
-	r->nlook = 0;
-	r->state = R_TEXT;
-}
-
-static void xmlrepair_char(struct xmlrepair *, struct xmlrepair_out *,
-    const unsigned char *, size_t);
-
-static void
-xmlrepair_ref(struct xmlrepair *r, struct xmlrepair_out *o, const unsigned char *c,
-    size_t n)
-{
-	if (n == 1 && c[0] == ';') {
-		if (xmlrepair_ref_ok(r->look + 1, r->nlook - 1)) {
-			xmlrepair_emit(o, r->look, r->nlook);
-			xmlrepair_emit(o, ";", 1);
-			r->nlook = 0;
-			r->state = R_TEXT;
-		} else {
-			xmlrepair_ref_broken(r, o);
-			xmlrepair_emit(o, ";", 1);
-		}
-		return;
-	}
-	if (n == 1 && xmlfilter_is_refchar(c[0]) && r->nlook < REF_MAX) {
-		r->look[r->nlook++] = c[0];
-		return;
-	}
-	xmlrepair_ref_broken(r, o);
-	xmlrepair_char(r, o, c, n);
-}
-
-/* After '<': hold "<!--", "<![CDATA[" and "<?" until they are certain. */
-static void
-xmlrepair_lt(struct xmlrepair *r, struct xmlrepair_out *o, const unsigned char *c,
-    size_t n)
-{
-	static const char	cdata[] = "<![CDATA[", comment[] = "<!--";
-
-	if (n == 1 && r->nlook < sizeof(cdata) - 1) {
-		r->look[r->nlook++] = c[0];
-		if (r->nlook == 2 && c[0] == '?') {
-			r->state = R_PI;
-			r->run = 0;
-			r->nlook = 0;
-			return;
-		}
-		if (r->nlook == sizeof(comment) - 1 &&
-		    memcmp(r->look, comment, r->nlook) == 0) {
-			r->state = R_COMMENT;
-			r->run = 0;
-			r->nlook = 0;
-			return;
-		}
-		if (r->nlook == sizeof(cdata) - 1 &&
-		    memcmp(r->look, cdata, r->nlook) == 0) {
-			xmlrepair_emit(o, r->look, r->nlook);
-			r->state = R_CDATA;
-			r->run = 0;
-			r->nlook = 0;
-			return;
-		}
-		if (memcmp(r->look, cdata, r->nlook) == 0 ||
-		    (r->nlook < sizeof(comment) - 1 &&
-		    memcmp(r->look, comment, r->nlook) == 0))
-			return;
-		r->nlook--;	/* not ours: C is handled as text */
-	}
-	xmlrepair_emit(o, r->look, r->nlook);
-	r->nlook = 0;
-	r->state = R_TEXT;
-	xmlrepair_char(r, o, c, n);
-}
-
-/* One character C (N bytes, valid and legal) in the current state. */
-static void
-xmlrepair_char(struct xmlrepair *r, struct xmlrepair_out *o, const unsigned char *c,
-    size_t n)
-{
-	unsigned char	a = n == 1 ? c[0] : 0;
-
-	switch (r->state) {
-	case R_TEXT:
-		if (a == '&' || a == '<') {
-			r->state = a == '&' ? R_REF : R_LT;
-			r->look[0] = a;
-			r->nlook = 1;
-			r->run = 0;
-			return;
-		}
-		if (a == '>' && r->run >= 2)
-			xmlrepair_emit(o, "&gt;", 4);
-		else
-			xmlrepair_emit(o, c, n);
-		r->run = a == ']' ? (r->run < 2 ? r->run + 1 : 2) : 0;
-		return;
-	case R_REF:
-		xmlrepair_ref(r, o, c, n);
-		return;
-	case R_LT:
-		xmlrepair_lt(r, o, c, n);
-		return;
-	case R_CDATA:
-		xmlrepair_emit(o, c, n);
-		if (a == '>' && r->run >= 2)
-			r->state = R_TEXT;
-		r->run = a == ']' ? (r->run < 2 ? r->run + 1 : 2) : 0;
-		return;
-	case R_COMMENT:
-		if (a == '>' && r->run >= 2)
-			r->state = R_TEXT;
-		r->run = a == '-' ? (r->run < 2 ? r->run + 1 : 2) : 0;
-		return;
-	case R_PI:
-		if (a == '>' && r->run)
-			r->state = R_TEXT;
-		r->run = a == '?';
-		return;
-	}
-}
-
-static const unsigned char xmlrepair_fffd[3] = { 0xef, 0xbf, 0xbd };
-
-/* The UTF-8 layer: bytes in, repaired characters to xmlrepair_char. */
-static void
-xmlrepair_byte(struct xmlrepair *r, struct xmlrepair_out *o, unsigned char b)
-{
-	if (r->need > 0) {
-		if (b < r->lower || b > r->upper) {
-			r->need = r->nu8 = 0;
-			r->lower = 0x80;
-			r->upper = 0xbf;
-			xmlrepair_char(r, o, xmlrepair_fffd, 3);
-			xmlrepair_byte(r, o, b);	/* at most once: need is 0 */
-			return;
-		}
-		r->lower = 0x80;
-		r->upper = 0xbf;
-		r->u8[r->nu8++] = b;
-		r->cp = (r->cp << 6) | (b & 0x3f);
-		if (--r->need > 0)
-			return;
-		if (r->cp == 0xfffe || r->cp == 0xffff)
-			xmlrepair_char(r, o, xmlrepair_fffd, 3);
-		else
-			xmlrepair_char(r, o, r->u8, r->nu8);
-		r->nu8 = 0;
-		return;
-	}
-	if (b < 0x80) {
-		if (b < 0x20 && !xmlfilter_is_ws(b))
-			xmlrepair_char(r, o, xmlrepair_fffd, 3);
-		else
-			xmlrepair_char(r, o, &b, 1);
-		return;
-	}
-	if (b >= 0xc2 && b <= 0xdf) {
-		r->need = 1;
-		r->cp = b & 0x1f;
-	} else if (b >= 0xe0 && b <= 0xef) {
-		r->lower = b == 0xe0 ? 0xa0 : 0x80;
-		r->upper = b == 0xed ? 0x9f : 0xbf;
-		r->need = 2;
-		r->cp = b & 0x0f;
-	} else if (b >= 0xf0 && b <= 0xf4) {
-		r->lower = b == 0xf0 ? 0x90 : 0x80;
-		r->upper = b == 0xf4 ? 0x8f : 0xbf;
-		r->need = 3;
-		r->cp = b & 0x07;
-	} else {
-		xmlrepair_char(r, o, xmlrepair_fffd, 3);
-		return;
-	}
-	r->u8[0] = b;
-	r->nu8 = 1;
-}
-
-/* Printable ASCII that R_TEXT passes as it is; a '<' before one of R_NAME
- * opens a tag (not "<!" or "<?") and passes too. */
-enum { R_PLAIN = 1, R_NAME = 2 };
-
-#define R_OF(c)	((c) < 0x20 || (c) >= 0x80 ? 0 :				\
-	((c) != '&' && (c) != '<' && (c) != ']' ? R_PLAIN : 0) |		\
-	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') ||		\
-	    (c) == '/' || (c) == '_' || (c) == ':' ? R_NAME : 0))
-
-static const uint8_t xmlrepair_tab[256] = {
-	CLASS_256(R_OF)
-};
-
-/*
- * How many bytes from P on R_TEXT (CDATA: R_CDATA) would copy unchanged:
- * plain ASCII, white space, whole valid characters and '<' opening a tag.
- * The caller then clears the "]]" count (none of these is ']').
- */
-static size_t
-xmlrepair_plain(const struct xmlrepair *r, const unsigned char *p, size_t n,
-    int cdata)
-{
-	size_t	j = 0, k;
-
-	if (!cdata && n > 0 && p[0] == '>' && r->run >= 2)
-		return 0;			/* "]]>": the slow path escapes it */
-	for (;;) {
-		if (cdata)
-			j += xmlfilter_span(xmlfilter_plain_tab, P_CDATA, p + j,
-			    n - j, ']', '>', '>', '>', '>');
-		else
-			j += xmlfilter_span(xmlrepair_tab, R_PLAIN, p + j, n - j,
-			    '&', '<', ']', ']', ']');
-		if (j == n)
-			return j;
-		if (p[j] >= 0x80)
-			k = xmlfilter_utf8_len(p + j, n - j);
-		else if (p[j] == '<' && !cdata)
-			k = j + 1 < n && (xmlrepair_tab[p[j + 1]] & R_NAME) ? 2 : 0;
-		else
-			k = xmlfilter_is_ws(p[j]);
-		if (k == 0)
-			return j;
-		j += k;
-	}
-}
-
-size_t
-xmlfilter_repair(struct xmlrepair *r, const unsigned char *in, size_t n,
-    unsigned char *out, size_t cap, size_t *taken)
-{
-	struct xmlrepair_out	o = { out, 0 };
-	size_t			i = 0, j, room;
-
-	while (i < n && cap - o.len >= XML_REPAIR_SLACK) {
-		/* plain ASCII in text or CDATA passes as it is */
-		if (r->need == 0 && (r->state == R_TEXT || r->state == R_CDATA)) {
-			room = cap - o.len - XML_REPAIR_SLACK;
-			room = n - i < room ? n - i : room;
-			j = i + xmlrepair_plain(r, in + i, room, r->state == R_CDATA);
-			if (j > i) {
-				xmlrepair_emit(&o, in + i, j - i);
-				r->run = 0;
-				i = j;
-				continue;
-			}
-		}
-		xmlrepair_byte(r, &o, in[i++]);
-	}
-	*taken = i;
-	return o.len;
 }

@@ -5,7 +5,8 @@
  *
  *   filter_cost [-n MESSAGES] [-b BODY_BYTES] [-c CHUNK_BYTES] [-r ROUNDS]
  *   prints one JSON line: nanoseconds per message for each stage ("lexer":
- *   xmlfilter.c's lexer, and its repair stage from the backend, alone).
+ *   xmlfilter.c's lexer, and xmlrepair.c's repair stage from the backend,
+ *   alone).
  *
  * The messages are those of bench_proxyd.py's load: what tests/tools/loadgen
  * sends toward the backend and what tests/tools/echo_xmpp sends back, in
