@@ -638,19 +638,26 @@ mf_digest_all(struct manifest *mf)
 
 static int	mf_build(struct mf_build *, struct manifest **);
 
+static void
+mf_build_init(struct mf_build *b, int rootfd, const struct exclude *ex,
+    const struct manifest *prev, char *err, size_t errlen)
+{
+	memset(b, 0, sizeof(*b));
+	b->rootfd = rootfd;
+	b->ex = ex;
+	b->prev = prev;
+	b->err = err;
+	b->errlen = errlen;
+}
+
 int
 manifest_build(int rootfd, const struct exclude *ex, const struct manifest *prev,
     int full, struct manifest **out, char *err, size_t errlen)
 {
 	struct mf_build	 b;
 
-	memset(&b, 0, sizeof(b));
-	b.rootfd = rootfd;
-	b.ex = ex;
-	b.prev = prev;
+	mf_build_init(&b, rootfd, ex, prev, err, errlen);
 	b.full = full;
-	b.err = err;
-	b.errlen = errlen;
 	return mf_build(&b, out);
 }
 
@@ -669,13 +676,8 @@ manifest_build_quick_stream(int rootfd, const struct exclude *ex,
 {
 	struct mf_build	 b;
 
-	memset(&b, 0, sizeof(b));
-	b.rootfd = rootfd;
-	b.ex = ex;
-	b.prev = prev;
+	mf_build_init(&b, rootfd, ex, prev, err, errlen);
 	b.quick = 1;
-	b.err = err;
-	b.errlen = errlen;
 	b.slice = slice;
 	b.slice_arg = arg;
 	b.slice_n = MF_SLICE_FIRST;
