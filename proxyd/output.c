@@ -35,7 +35,7 @@ session_buf(void)
  * the watermarks and the error reporting.
  */
 static void
-session_gather(struct session *s, struct buf **pp, const struct buf *b)
+session_gather(struct session *s, struct buf **pp, const void *p, size_t n)
 {
 	struct session_ctx	*ctx = s->ctx;
 
@@ -45,7 +45,7 @@ session_gather(struct session *s, struct buf **pp, const struct buf *b)
 		*pp = xcalloc(1, sizeof(**pp));
 		buf_init(*pp);
 	}
-	buf_add(*pp, b->data, b->len);
+	buf_add(*pp, p, n);
 	if (!s->dirty) {
 		s->dirty = 1;
 		s->dnext = ctx->dirty;
@@ -155,14 +155,20 @@ output_shutdown(struct session_ctx *ctx)
 void
 session_to_client(struct session *s, const struct buf *b)
 {
-	if (s->cbev == NULL || b->len == 0)
+	session_bytes_to_client(s, b->data, b->len);
+}
+
+void
+session_bytes_to_client(struct session *s, const void *p, size_t n)
+{
+	if (s->cbev == NULL || n == 0)
 		return;
-	s->bytes_out += b->len;
+	s->bytes_out += n;
 	if (s->state == SS_RELAY && !s->tls) {
-		session_gather(s, &s->cpend, b);
+		session_gather(s, &s->cpend, p, n);
 		return;
 	}
-	bufferevent_write(s->cbev, b->data, b->len);
+	bufferevent_write(s->cbev, p, n);
 	if (s->ubev != NULL && evbuffer_get_length(bufferevent_get_output(s->cbev)) >
 	    SESSION_HIGH_WATER)
 		bufferevent_disable(s->ubev, EV_READ);
@@ -181,7 +187,7 @@ session_to_backend(struct session *s, const struct buf *b)
 		return;
 	}
 	if (s->state == SS_RELAY && s->up_plain) {
-		session_gather(s, &s->upend, b);
+		session_gather(s, &s->upend, b->data, b->len);
 		return;
 	}
 	bufferevent_write(s->ubev, b->data, b->len);

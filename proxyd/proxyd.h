@@ -248,6 +248,19 @@ const char	*xmlstream_error_text(const struct xmlstream *);
 uint64_t	 xmlstream_busy_since(const struct xmlstream *);
 size_t		 xmlstream_memsize(const struct xmlstream *);	/* bytes held now */
 size_t		 xmlstream_mempeak(const struct xmlstream *);
+/*
+ * Pass mode, for a stream whose stanzas need no reading (a backend's, once
+ * its session is bound): a stanza that xmlcheck_stanza proves well-formed
+ * goes to RAW as its bytes (repaired, with XMLS_REPAIR) instead of through
+ * expat and a tree; every other item takes the parse path and the callbacks
+ * above, errors exactly as without pass mode.  RAW returns as they do.
+ * NULL turns it off; so does a stream restart.  From the next stanza on.
+ */
+void		 xmlstream_set_pass(struct xmlstream *,
+		    int (*raw)(void *arg, const void *stanza, size_t len));
+/* xmlcheck.c: 1 if the whole stanza P[0..N), lexed, is well-formed as it is
+ * in any stream with the same default namespace (see there); 0: parse it. */
+int		 xmlcheck_stanza(const void *, size_t);
 /* Tree reading. */
 const char	*xmlstream_attr(const struct xml_node *, const char *ns, const char *name);
 const struct xml_node *xmlstream_child(const struct xml_node *, const char *ns,
@@ -255,7 +268,8 @@ const struct xml_node *xmlstream_child(const struct xml_node *, const char *ns,
 const char	*xmlstream_text(const struct xml_node *);	/* "" when none */
 int		 xmlstream_node_equal(const struct xml_node *, const struct xml_node *);
 
-/* serialize.c: proxyd's canonical writer: the only bytes a peer receives */
+/* serialize.c: proxyd's canonical writer: every byte a backend receives, and
+ * all a client does but stanzas passed as they are (xmlstream_set_pass) */
 void		 serialize_header(struct buf *, const struct xml_node *root,
 		    const char *content_ns);
 void		 serialize_stanza(struct buf *, const struct xml_node *,

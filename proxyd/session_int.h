@@ -76,6 +76,7 @@ void		 session_recount(struct session *);	/* after domain/backend/state */
 void		 session_end(struct session *, enum xml_cond, const char *text);
 struct buf	*session_buf(void);	/* the serialiser's scratch, emptied */
 void		 session_to_client(struct session *, const struct buf *);
+void		 session_bytes_to_client(struct session *, const void *, size_t);
 void		 session_to_backend(struct session *, const struct buf *);
 /* Writes what session_to_* gathered for S (before any change of its sides). */
 void		 session_flush(struct session *);

@@ -44,6 +44,13 @@
  * "<stream:stream xmlns:stream='...' xmlns='jabber:client' ...>", with
  * callbacks off: the namespace context is exactly what the peer declared.
  *
+ * Pass mode (xmlstream_set_pass), for a stream whose stanzas need no reading
+ * (a backend's, once its session is bound): a stanza whole within one read
+ * that the lexer and xmlcheck.c prove well-formed goes on as its bytes, with
+ * no expat, tree or serializer; every other item is replayed through the
+ * path above from the lexer's state at its first byte, so the events and
+ * errors are the same as without pass mode.
+ *
  * XMPP rules on top of XML: the root must be <stream> in the streams
  * namespace and declare the content namespace as default (invalid-namespace);
  * a stream version with another major than 1 is unsupported-version; a
@@ -124,6 +131,14 @@ struct xmlstream {
 	size_t			 nblocks;
 	struct xml_node		*root, *cur;
 	struct xml_bytes	 text;
+	struct xmlstream_pass	*ps;		/* once pass mode was asked for */
+};
+
+/* Pass mode (xmlstream_run_pass), allocated only for the streams that use it. */
+struct xmlstream_pass {
+	int			(*raw)(void *, const void *, size_t);	/* NULL: off */
+	int			 div;	/* this item takes the parse path */
+	struct xmlfilter	 f;	/* the lexer at the item's first byte */
 };
 
 /* ---- memory: everything a parser holds is counted against its limit ---- */
@@ -779,6 +794,11 @@ xmlstream_reset_doc(struct xmlstream *xs)
 	xmlstream_bytes_free(xs, &xs->pend);
 	xmlstream_bytes_free(xs, &xs->prime);
 	xmlstream_bytes_free(xs, &xs->sprefix);
+	if (xs->ps != NULL) {
+		/* a new stream: its owner decides again */
+		xs->ps->raw = NULL;
+		xs->ps->div = 0;
+	}
 	xs->has_default = 0;
 	xs->depth = 0;
 	xs->ndecl = 0;
@@ -850,14 +870,14 @@ xmlstream_item_done(struct xmlstream *xs, const unsigned char *p, size_t off, si
 	return xmlstream_hold(xs, p + off, n - off) == -1 ? XMLS_ERROR : XMLS_STOPPED;
 }
 
+static int	xmlstream_run(struct xmlstream *, const unsigned char *, size_t);
+
 static int
-xmlstream_run(struct xmlstream *xs, const unsigned char *p, size_t n)
+xmlstream_run_parse(struct xmlstream *xs, const unsigned char *p, size_t n)
 {
 	size_t	off = 0, seg = 0, m;
 	int	ev, rc;
 
-	if (n == 0)
-		return XMLS_OK;
 	while (off < n) {
 		xs->f.want_markup = xs->pend.len > 0;
 		off += xmlfilter_scan(&xs->f, p + off, n - off, &ev);
@@ -869,8 +889,14 @@ xmlstream_run(struct xmlstream *xs, const unsigned char *p, size_t n)
 		seg = off;
 		if (rc == XMLS_ERROR)
 			return rc;
-		if (ev == XF_ITEM && (rc = xmlstream_item_done(xs, p, off, n)) != XMLS_OK)
+		if (ev != XF_ITEM)
+			continue;
+		if ((rc = xmlstream_item_done(xs, p, off, n)) != XMLS_OK)
 			return rc;
+		if (xs->ps != NULL && xs->ps->raw != NULL) {
+			xs->ps->div = 0;
+			return xmlstream_run(xs, p + off, n - off);
+		}
 	}
 	if (!xmlfilter_in_markup(&xs->f))
 		return xmlstream_expat(xs, p + seg, n - seg);
@@ -880,6 +906,79 @@ xmlstream_run(struct xmlstream *xs, const unsigned char *p, size_t n)
 	if (xmlstream_expat(xs, p + seg, m - seg) == XMLS_ERROR)
 		return XMLS_ERROR;
 	return xmlstream_bytes_add(xs, &xs->pend, p + m, n - m);
+}
+
+/*
+ * Pass mode: the lexer runs as always, but expat is not given the bytes of
+ * an item as they come.  A stanza that is whole within one read and that
+ * xmlcheck_stanza proves well-formed goes to the pass callback as the bytes
+ * it is.  Any other item (a prefixed stanza, the stream's end, one with a
+ * lexer error, one the read cuts) is replayed through the parse path from
+ * the lexer's state at its first byte, as though pass mode were off: the
+ * same events, the same errors at the same bytes, and nothing held here.
+ */
+static int
+xmlstream_replay(struct xmlstream *xs, const unsigned char *p, size_t n)
+{
+	xs->f = xs->ps->f;
+	xs->ps->div = 1;
+	return xmlstream_run_parse(xs, p, n);
+}
+
+/* The item P[SEG..OFF) of P[0..N): passed as it is, or parsed. */
+static int
+xmlstream_pass_item(struct xmlstream *xs, const unsigned char *p, size_t seg,
+    size_t off, size_t n)
+{
+	int	rc;
+
+	if (!xmlcheck_stanza(p + seg, off - seg)) {
+		rc = xmlstream_replay(xs, p + seg, off - seg);
+		if (rc == XMLS_STOPPED && xmlstream_hold(xs, p + off, n - off) == -1)
+			return XMLS_ERROR;
+		return rc;
+	}
+	xs->in_parse = 1;
+	xmlstream_call(xs, xs->ps->raw(xs->arg, p + seg, off - seg));
+	xs->in_parse = 0;
+	return xmlstream_item_done(xs, p, off, n);
+}
+
+static int
+xmlstream_run_pass(struct xmlstream *xs, const unsigned char *p, size_t n)
+{
+	size_t	off = 0, seg = 0;
+	int	ev, rc;
+
+	while (off < n) {
+		if (off == seg)
+			xs->ps->f = xs->f;	/* an item's first byte */
+		xs->f.want_markup = 0;
+		off += xmlfilter_scan(&xs->f, p + off, n - off, &ev);
+		if (ev == XF_ERROR)
+			return xmlstream_replay(xs, p + seg, n - seg);
+		if (ev != XF_ITEM)
+			continue;
+		rc = xmlstream_pass_item(xs, p, seg, off, n);
+		seg = off;
+		if (rc != XMLS_OK)
+			return rc;
+		if (xs->ps->raw == NULL || xs->ps->div)
+			return xmlstream_run(xs, p + off, n - off);
+	}
+	if (xs->f.item)
+		return xmlstream_replay(xs, p + seg, n - seg);
+	return XMLS_OK;		/* white space between stanzas */
+}
+
+static int
+xmlstream_run(struct xmlstream *xs, const unsigned char *p, size_t n)
+{
+	if (n == 0)
+		return XMLS_OK;
+	if (xs->ps != NULL && xs->ps->raw != NULL && !xs->ps->div)
+		return xmlstream_run_pass(xs, p, n);
+	return xmlstream_run_parse(xs, p, n);
 }
 
 static void
@@ -950,6 +1049,7 @@ xmlstream_free(struct xmlstream *xs)
 		return;
 	xmlstream_reset_doc(xs);
 	xmlstream_bytes_free(xs, &xs->held);
+	free(xs->ps);
 	free(xs->why);
 	free(xs->content_ns);
 	free(xs);
@@ -1013,6 +1113,19 @@ xmlstream_set_auth(struct xmlstream *xs, int authenticated)
 }
 
 void
+xmlstream_set_pass(struct xmlstream *xs, int (*raw)(void *, const void *, size_t))
+{
+	if (xs->ps == NULL) {
+		if (raw == NULL)
+			return;
+		xs->ps = xcalloc(1, sizeof(*xs->ps));
+	}
+	xs->ps->raw = raw;
+	/* An item under way, or being parsed now, ends on the parse path. */
+	xs->ps->div = xs->f.item || xs->pend.len > 0 || xs->in_parse;
+}
+
+void
 xmlstream_trim(struct xmlstream *xs)
 {
 	if (xs->in_parse || !xmlfilter_idle(&xs->f) || xs->pend.len > 0)
@@ -1046,13 +1159,15 @@ xmlstream_busy_since(const struct xmlstream *xs)
 size_t
 xmlstream_memsize(const struct xmlstream *xs)
 {
-	return sizeof(*xs) + strlen(xs->content_ns) + 1 + xs->mem.used;
+	return sizeof(*xs) + strlen(xs->content_ns) + 1 + xs->mem.used +
+	    (xs->ps != NULL ? sizeof(*xs->ps) : 0);
 }
 
 size_t
 xmlstream_mempeak(const struct xmlstream *xs)
 {
-	return sizeof(*xs) + strlen(xs->content_ns) + 1 + xs->mem.peak;
+	return sizeof(*xs) + strlen(xs->content_ns) + 1 + xs->mem.peak +
+	    (xs->ps != NULL ? sizeof(*xs->ps) : 0);
 }
 
 /* ---- reading trees ---- */

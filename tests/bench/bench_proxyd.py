@@ -369,22 +369,26 @@ def filter_floor(body):
 
 
 def print_floor(fl, sat):
-    """What expat alone costs sets a ceiling on any proxy that parses every
-    byte both ways with it: HAProxy's whole per-message cost on this machine
-    (cores / its msgs/s, the load generator and the backend included) plus
-    expat's is the best such a proxy could do."""
+    """What expat alone costs sets a ceiling on any proxy that parses the
+    client's bytes with it (as proxyd must): HAProxy's whole per-message cost
+    on this machine (cores / its msgs/s, the load generator and the backend
+    included) plus expat's on those bytes is the best such a proxy could do;
+    parsing the backend's bytes too would lower it further."""
     print("\n== the floor: expat alone on the same messages (tests/tools/filter_cost, "
           "one thread, no network)")
-    print(f"  expat, both directions      {fl['expat_ns']:8.0f} ns/msg "
-          f"({fl['bytes_up']} + {fl['bytes_down']} bytes)")
-    print(f"  proxyd's filter + serializer {fl['filter_ns']:7.0f} ns/msg "
-          f"(expat's share {fl['expat_ns'] / fl['filter_ns']:.0%})")
+    print(f"  expat, client to backend    {fl['expat_up_ns']:8.0f} ns/msg "
+          f"({fl['bytes_up']} bytes); both directions {fl['expat_ns']:.0f} "
+          f"(+ {fl['bytes_down']} bytes)")
+    print(f"  proxyd's filter + serializer {fl['filter_up_ns']:7.0f} ns/msg to the backend "
+          f"(expat's share {fl['expat_up_ns'] / fl['filter_up_ns']:.0%}); "
+          f"{fl['pass_down_ns']:.0f} back in pass mode (parsed: {fl['filter_down_ns']:.0f})")
     if "haproxy" in sat and sat["haproxy"]["msgs_per_s"] > 0:
         whole = os.cpu_count() / sat["haproxy"]["msgs_per_s"] * 1e9
-        ceiling = whole / (whole + fl["expat_ns"])
+        one = whole / (whole + fl["expat_up_ns"])
+        both = whole / (whole + fl["expat_ns"])
         print(f"  haproxy's whole cost here {whole:,.0f} ns/msg (cores / msgs/s); plus expat: "
-              f"a ceiling of {ceiling:.2f} x haproxy's throughput for any proxy that "
-              f"parses both ways with expat")
+              f"a ceiling of {one:.2f} x haproxy's throughput for any proxy that parses "
+              f"the client's bytes with expat ({both:.2f} if both ways)")
 
 
 def verdicts(sat, lat, mem):

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import types
 
+import pytest
+
 import harness
 from hamon_helpers import backend, hamon_config, wait_states
 
@@ -94,6 +96,10 @@ def test_filter_cost_runs_proxyds_filter_and_expat_on_the_same_messages():
     assert res["bytes_up"] > 130 and res["bytes_down"] > res["bytes_up"]
     # the filter runs expat and more: it cannot be cheaper than expat alone
     assert 0 < res["expat_ns"] < res["filter_ns"]
+    assert 0 < res["expat_up_ns"] < res["filter_up_ns"]
+    # pass mode runs no expat on the backend's side: cheaper than parsing it
+    assert 0 < res["pass_down_ns"] < res["filter_down_ns"]
+    assert res["proxyd_ns"] == pytest.approx(res["filter_up_ns"] + res["pass_down_ns"], abs=0.2)
     bad = subprocess.run([tool("filter_cost"), "-n", "zero"], capture_output=True, text=True,
                          timeout=10)
     assert bad.returncode != 0 and "not a number" in bad.stderr

@@ -1,0 +1,156 @@
+# test_proxyd_passes_backend_stanzas.py: once a session is bound, what the
+# backend sends goes to the client in pass mode (repaired, lexed, proved
+# well-formed, then passed as its bytes); a backend that sends something broken
+# still never gets a malformed byte to the client, and the session ends with
+# an error.  The backend here is a scripted XMPP server, so that it can lie.
+
+import re
+import socket
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import harness
+from hamon_helpers import backend, hamon_config, wait_states
+from proxyd_helpers import raw_login
+
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+DOMAIN = harness.XMPP_DOMAIN
+
+# What the backend sends once the session is bound: (bytes, pause after).
+SCRIPT = [
+    (b"<message from='b@example.test/x' to='u@example.test/raw' type=\"chat\" id='p1'>"
+     b"<body>AT&T caf\xc3\xa9 \xff &nbsp; &#x1F600; &lt;ok&gt;</body></message>\n", 0),
+    (b"<iq type='get' id='p2' from='example.test'><ping xmlns='urn:xmpp:ping'/></iq>", 0),
+    (b"<message id='p3'><x:y xmlns:x='urn:x'>z</x:y></message>", 0.05),
+    (b"<message id='p4'><body>cut", 0.1),
+    (b" across two writes</body></message>", 0.05),
+    (b"<message id='p5'><body>never shown</message>", 0),
+]
+
+
+class ScriptedBackend:
+    """Any PLAIN login succeeds, bind grants the resource asked for, then
+    SCRIPT is sent; a connection that never logs in (hamon's check) gets
+    the header and the features only."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.domain = DOMAIN
+        self.scripted = 0
+        self.stop = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def read_until(c, buf, rx):
+        while not re.search(rx, buf, re.S):
+            chunk = c.recv(65536)
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        m = re.search(rx, buf, re.S)
+        return buf[m.end():]
+
+    def header(self, c, features):
+        c.sendall(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                  b"xmlns:stream='http://etherx.jabber.org/streams' id='s1' "
+                  b"from='" + DOMAIN.encode() + b"' version='1.0'><stream:features>" +
+                  features + b"</stream:features>")
+
+    def serve(self, c):
+        buf = b""
+        try:
+            with c:
+                c.settimeout(10)
+                buf = self.read_until(c, buf, rb"<stream:stream[^>]*>")
+                self.header(c, b"<mechanisms xmlns='" + NS_SASL.encode() +
+                            b"'><mechanism>PLAIN</mechanism></mechanisms>")
+                buf = self.read_until(c, buf, rb"</auth>|<auth[^>]*/>")
+                c.sendall(b"<success xmlns='" + NS_SASL.encode() + b"'/>")
+                buf = self.read_until(c, buf, rb"<stream:stream[^>]*>")
+                self.header(c, b"<bind xmlns='" + NS_BIND.encode() + b"'/>")
+                m = re.search(rb"<resource>([^<]*)</resource>", buf)
+                while m is None:
+                    buf += c.recv(65536)
+                    m = re.search(rb"<resource>([^<]*)</resource>.*?</iq>", buf, re.S)
+                c.sendall(b"<iq type='result' id='b1'><bind xmlns='" + NS_BIND.encode() +
+                          b"'><jid>u@example.test/" + m.group(1) + b"</jid></bind></iq>")
+                for data, pause in SCRIPT:
+                    c.sendall(data)
+                    time.sleep(pause)
+                self.scripted += 1
+                while c.recv(65536):
+                    pass
+        except (OSError, EOFError):
+            pass
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+
+def stanzas(data):
+    """The client's bytes after the stream header, parsed strictly."""
+    body = data.split(b"<stream:stream", 1)[-1].split(b">", 1)[-1]
+    body = body.replace(b"</stream:stream>", b"")
+    root = ET.fromstring(b"<w xmlns='jabber:client' "
+                         b"xmlns:stream='http://etherx.jabber.org/streams'>" + body + b"</w>")
+    return list(root)
+
+
+def test_a_bound_sessions_backend_stanzas_pass_repaired_and_broken_ones_end_it(
+        daemon_factory, workdir):
+    be = ScriptedBackend()
+    try:
+        hamon = daemon_factory("hamon", hamon_config(workdir, [backend("a", be)]))
+        wait_states(hamon, {"a": "up"})
+        port = harness.free_port()
+        proxyd = daemon_factory("proxyd", {
+            "listen": [{"address": f"127.0.0.1:{port}", "tls": "none"}],
+            "hamon": hamon.control,
+            "domains": [{"name": DOMAIN, "max_connections": 0}]})
+        harness.wait_until(lambda: proxyd.status()["hamon"]["view_received"], 10,
+                           "proxyd has hamon's view")
+        s, jid = raw_login(port, "u", resource="raw")
+        try:
+            data = s.buf + s.read_all(5)
+        finally:
+            s.close()
+        harness.wait_until(lambda: be.scripted == 1, 5, "the backend sent its script")
+        got = {e.get("id"): e for e in stanzas(b"<stream:stream>" + data)}
+        # p1: passed, repaired on the way: a lone '&' shown as written, a bad byte
+        # as U+FFFD, an unknown entity as written; the rest as the backend meant it
+        assert got["p1"].find("{jabber:client}body").text == \
+            "AT&T caf\u00e9 \ufffd &nbsp; \U0001F600 <ok>", data
+        assert got["p1"].get("type") == "chat"
+        assert got["p2"].find("{urn:xmpp:ping}ping") is not None
+        # p3 has a prefix: parsed and serialized as before
+        assert got["p3"].find("{urn:x}y").text == "z"
+        # p4 came in two reads: whole
+        assert got["p4"].find("{jabber:client}body").text == "cut across two writes"
+        # p5 is broken: nothing of it reaches the client, the session ends
+        assert "p5" not in got and b"never shown" not in data, data
+        err = got.get(None)
+        assert err is not None and err.tag == "{http://etherx.jabber.org/streams}error", data
+        assert err.find("{urn:ietf:params:xml:ns:xmpp-streams}internal-server-error") \
+            is not None, data
+        assert data.rstrip().endswith(b"</stream:stream>"), data[-200:]
+        # the passed stanza went as the backend wrote it (its double quotes)
+        assert b"type=\"chat\" id='p1'" in data, data
+        # proxyd serves the next session as before
+        s2, _ = raw_login(port, "v", resource="again")
+        s2.close()
+    finally:
+        be.close()
