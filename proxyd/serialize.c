@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "proxyd.h"
+#include "xmlscan.h"
 
 enum { E_PLAIN, E_TEXT, E_ATTR, E_CTRL };
 
@@ -101,19 +102,40 @@ serialize_entity(struct buf *b, unsigned char c)
 	}
 }
 
+/* The printable ASCII bytes that need no entity (the span loops' class). */
+#define S_OF(c)	((c) < 0x20 || (c) >= 0x80 ? 0 :				\
+	((c) != '&' && (c) != '<' && (c) != '>' ? S_TEXT : 0) |		\
+	((c) != '&' && (c) != '<' && (c) != '>' && (c) != '\'' &&	\
+	    (c) != '"' ? S_ATTR : 0))
+enum { S_TEXT = 1, S_ATTR = 2 };
+static const uint8_t serialize_plain_tab[256] = {
+	CLASS_256(S_OF)
+};
+
+/* Plain runs go 16 bytes at a time; a control or non-ASCII byte the span
+ * stops at is looked up in serialize_class. */
 static void
 serialize_escape(struct buf *b, const char *s, size_t n, int attr)
 {
 	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 i, run = 0;
+	size_t			 i = 0, run = 0;
 	unsigned char		 k;
 
-	for (i = 0; i < n; i++) {
-		if ((k = serialize_class[p[i]]) == E_PLAIN || (k == E_ATTR && !attr))
+	while (i < n) {
+		i += attr ?
+		    xmlscan_span(serialize_plain_tab, S_ATTR, p + i, n - i,
+		    '&', '<', '>', '\'', '"') :
+		    xmlscan_span(serialize_plain_tab, S_TEXT, p + i, n - i,
+		    '&', '<', '>', '>', '>');
+		if (i >= n)
+			break;
+		if ((k = serialize_class[p[i]]) == E_PLAIN || (k == E_ATTR && !attr)) {
+			i++;
 			continue;
+		}
 		ser_put(b, s + run, i - run);
 		serialize_entity(b, p[i]);
-		run = i + 1;
+		run = ++i;
 	}
 	ser_put(b, s + run, n - run);
 }
@@ -143,10 +165,12 @@ serialize_ns_eq(const char *a, const char *b)
 	return b != NULL && strcmp(a, b) == 0;
 }
 
+/* Asked twice for every element: the first byte rules most out. */
 static int
 serialize_is(const char *ns, const char *uri)
 {
-	return ns == uri || (ns != NULL && strcmp(ns, uri) == 0);
+	return ns == uri ||
+	    (ns != NULL && ns[0] == uri[0] && strcmp(ns, uri) == 0);
 }
 
 static int

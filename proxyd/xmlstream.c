@@ -276,14 +276,14 @@ static int
 xmlstream_qname(struct xmlstream *xs, const char *qn, const char *hint,
     const char **ns, const char **name)
 {
-	const char	*sep;
+	const char	*sep, *end;
 	size_t		 ulen;
 
 	for (sep = qn; *sep != '\0' && *sep != XMLS_SEP; sep++)
 		;
 	*ns = NULL;
 	if (*sep == '\0')
-		sep = NULL;
+		end = sep;
 	else {
 		ulen = (size_t)(sep - qn);
 		if (hint != NULL && strncmp(hint, qn, ulen) == 0 && hint[ulen] == '\0')
@@ -294,8 +294,10 @@ xmlstream_qname(struct xmlstream *xs, const char *qn, const char *hint,
 		else if ((*ns = xmlstream_strdup(xs, qn, ulen)) == NULL)
 			return -1;
 		qn = sep + 1;
+		for (end = qn; *end != '\0'; end++)
+			;
 	}
-	*name = xmlstream_strdup(xs, qn, strlen(qn));
+	*name = xmlstream_strdup(xs, qn, (size_t)(end - qn));
 	return *name == NULL ? -1 : 0;
 }
 
@@ -527,7 +529,8 @@ xmlstream_start_cb(void *arg, const XML_Char *name, const XML_Char **atts)
 		return;
 	}
 	if (xs->depth == 1) {
-		if (strcmp(name, XML_NS_STREAMS "\xffstream") == 0) {
+		if (name[0] == XML_NS_STREAMS[0] &&
+		    strcmp(name, XML_NS_STREAMS "\xffstream") == 0) {
 			xmlstream_fail(xs, XML_COND_UNSUPPORTED_STANZA_TYPE,
 			    "a second stream header without a stream restart");
 			return;

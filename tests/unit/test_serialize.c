@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,6 +111,56 @@ test_control_characters_are_never_written_raw(void **state)
 	buf_init(&b);
 	serialize_text(&b, "a\0b\x01" "c\x1f", 6);
 	assert_memory_equal(b.data, "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd", 12);
+	buf_free(&b);
+}
+
+/* Plain runs go 16 bytes at a time: each special byte at every offset of a
+ * run, at the end of an exact-size buffer, is still escaped. */
+static void
+test_escapes_are_found_at_every_offset(void **state)
+{
+	static const struct {
+		char		 c;
+		const char	*text, *attr;
+	} sp[] = {
+		{ '&', "&amp;", "&amp;" }, { '<', "&lt;", "&lt;" }, { '>', "&gt;", "&gt;" },
+		{ '\r', "&#13;", "&#13;" }, { '\'', "'", "&apos;" }, { '"', "\"", "&quot;" },
+		{ '\t', "\t", "&#9;" }, { '\n', "\n", "&#10;" }, { '\x01', "\xef\xbf\xbd",
+		"\xef\xbf\xbd" },
+	};
+	char		 in[48], want[96];
+	struct buf	 b;
+	size_t		 k, off, len;
+	int		 attr;
+
+	(void)state;
+	buf_init(&b);
+	for (k = 0; k < sizeof(sp) / sizeof(sp[0]); k++)
+		for (len = 1; len <= 40; len++)
+			for (off = 0; off < len; off++)
+				for (attr = 0; attr <= 1; attr++) {
+					char	*in_exact = malloc(len);
+
+					memset(in, 'x', len);
+					in[off] = sp[k].c;
+					memcpy(in_exact, in, len);
+					snprintf(want, sizeof(want), "%.*s%s%.*s", (int)off, in,
+					    attr ? sp[k].attr : sp[k].text,
+					    (int)(len - off - 1), in + off + 1);
+					buf_reset(&b);
+					if (attr)
+						serialize_attr_value(&b, in_exact, len);
+					else
+						serialize_text(&b, in_exact, len);
+					free(in_exact);
+					if (strcmp(b.data, want) != 0)
+						fail_msg("'%c' at %zu of %zu (%s): %s", sp[k].c,
+						    off, len, attr ? "attr" : "text", b.data);
+				}
+	/* non-ASCII between plain runs is passed as it is */
+	buf_reset(&b);
+	serialize_text(&b, "abcdefghijklmno\xc3\xa9pqrstuvwxyz0123456789<", 39);
+	assert_string_equal(b.data, "abcdefghijklmno\xc3\xa9pqrstuvwxyz0123456789&lt;");
 	buf_free(&b);
 }
 
@@ -390,6 +441,7 @@ main(void)
 		cmocka_unit_test(test_text_escapes_markup_and_cr),
 		cmocka_unit_test(test_attribute_values_escape_quotes_and_white_space),
 		cmocka_unit_test(test_control_characters_are_never_written_raw),
+		cmocka_unit_test(test_escapes_are_found_at_every_offset),
 		cmocka_unit_test(test_header_declares_content_namespace_and_stream_prefix),
 		cmocka_unit_test(test_namespaces_are_declared_where_they_change),
 		cmocka_unit_test(test_elements_in_the_xml_namespace_keep_their_prefix),
