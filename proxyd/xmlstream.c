@@ -969,7 +969,8 @@ xmlstream_run_pass(struct xmlstream *xs, const unsigned char *p, size_t n)
 		if (xs->ps->raw == NULL || xs->ps->div)
 			return xmlstream_run(xs, p + off, n - off);
 	}
-	if (xs->f.item)
+	/* An item, or markup after the stream's end, cut by the read. */
+	if (!xmlfilter_idle(&xs->f))
 		return xmlstream_replay(xs, p + seg, n - seg);
 	return XMLS_OK;		/* white space between stanzas */
 }
@@ -1125,7 +1126,7 @@ xmlstream_set_pass(struct xmlstream *xs, int (*raw)(void *, const void *, size_t
 	}
 	xs->ps->raw = raw;
 	/* An item under way, or being parsed now, ends on the parse path. */
-	xs->ps->div = xs->f.item || xs->pend.len > 0 || xs->in_parse;
+	xs->ps->div = !xmlfilter_idle(&xs->f) || xs->pend.len > 0 || xs->in_parse;
 }
 
 void

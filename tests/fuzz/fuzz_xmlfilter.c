@@ -9,7 +9,10 @@
  *  - every error has a condition and a text;
  *  - memory never passes the limit;
  *  - what proxyd writes from the events parses strictly, with no error, to
- *    the same events (the writer is canonical and only writes valid XML).
+ *    the same events (the writer is canonical and only writes valid XML);
+ *  - in pass mode (on from each stream header, as for a bound backend
+ *    stream), the same reads give the same events: every stanza passed as
+ *    its bytes parses alone to exactly what the parse path made of it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +26,10 @@ struct fz {
 	size_t			 okl;	/* its length before an error line */
 	struct buf		 out;	/* the bytes proxyd would send on */
 	struct xmlstream	*xs;
+	int			 pass;	/* pass mode from each header on */
 };
+
+static int	fz_raw(void *, const void *, size_t);
 
 static void
 fz_die(const char *what, const char *detail)
@@ -41,6 +47,8 @@ fz_open(void *arg, const struct xml_node *root)
 	serialize_header(&f->log, root, NULL);
 	buf_adds(&f->log, "\n");
 	serialize_header(&f->out, root, NULL);
+	if (f->pass)
+		xmlstream_set_pass(f->xs, fz_raw);
 	return 0;
 }
 
@@ -68,6 +76,51 @@ fz_close(void *arg)
 }
 
 static const struct xmlstream_cb fz_cb = { fz_open, fz_stanza, fz_close };
+
+/* A passed stanza: what it means alone in a client stream, logged and
+ * written as fz_stanza would have. */
+static int
+fz_meaning(void *arg, const struct xml_node *n)
+{
+	struct fz	*g = arg;
+
+	if (g->log.len > 0)
+		fz_die("pass", "a passed item holds more than one stanza");
+	serialize_stanza(&g->log, n, NULL);
+	g->okl = strcmp(n->name, "auth") == 0;
+	return 0;
+}
+
+static int
+fz_raw(void *arg, const void *stanza, size_t len)
+{
+	static const char	 hdr[] = "<stream:stream xmlns='jabber:client' "
+	    "xmlns:stream='http://etherx.jabber.org/streams'>";
+	static const struct xmlstream_cb cb = { NULL, fz_meaning, NULL };
+	struct fz		*f = arg;
+	struct xml_limits	 lim;
+	struct fz		 g;
+
+	xmlfilter_limits_default(&lim);
+	lim.stanza_bytes = lim.text_bytes = lim.attr_bytes = 64 * 1024 * 1024;
+	lim.buffer_bytes = 1024 * 1024 * 1024;
+	memset(&g, 0, sizeof(g));
+	buf_init(&g.log);
+	g.xs = xmlstream_new(&lim, NULL, 0, &cb, &g);
+	xmlstream_set_auth(g.xs, 1);
+	if (xmlstream_feed(g.xs, hdr, sizeof(hdr) - 1) != XMLS_OK ||
+	    xmlstream_feed(g.xs, stanza, len) != XMLS_OK || g.log.len == 0) {
+		fprintf(stderr, "passed: %.*s\n", (int)len, (const char *)stanza);
+		fz_die("pass", "a passed stanza does not parse alone");
+	}
+	buf_adds(&f->log, "S");
+	buf_add(&f->log, g.log.data, g.log.len);
+	buf_adds(&f->log, "\n");
+	buf_add(&f->out, g.log.data, g.log.len);
+	xmlstream_free(g.xs);
+	buf_free(&g.log);
+	return (int)g.okl;
+}
 
 static void
 fz_limits(struct xml_limits *lim, int small)
@@ -97,11 +150,12 @@ fz_step(struct xmlstream *xs, int rc)
 /* Runs the stream; SEED 0 feeds it whole, else in pseudo-random reads. */
 static void
 fz_run(struct fz *f, const struct xml_limits *lim, int flags, int authed,
-    const uint8_t *p, size_t n, unsigned seed)
+    const uint8_t *p, size_t n, unsigned seed, int pass)
 {
 	size_t	at = 0, k;
 	int	rc = XMLS_OK;
 
+	f->pass = pass;
 	buf_init(&f->log);
 	buf_init(&f->out);
 	buf_adds(&f->log, "");
@@ -160,7 +214,7 @@ fz_reparse(const struct fz *f)
 	lim.stanza_bytes = lim.text_bytes = 64 * 1024 * 1024;
 	lim.attr_bytes = 64 * 1024 * 1024;
 	lim.buffer_bytes = 1024 * 1024 * 1024;
-	fz_run(&g, &lim, 0, 1, (const uint8_t *)f->out.data, f->out.len, 0);
+	fz_run(&g, &lim, 0, 1, (const uint8_t *)f->out.data, f->out.len, 0, 0);
 	if (xmlstream_error(g.xs) != XML_COND_NONE) {
 		fprintf(stderr, "wrote: %s\n", f->out.data);
 		fz_die("reparse of proxyd's output", xmlstream_error_text(g.xs));
@@ -180,7 +234,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct xml_limits	 lim;
-	struct fz		 whole, split;
+	struct fz		 whole, split, pass;
 	int			 flags, authed;
 	unsigned		 seed;
 
@@ -190,8 +244,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	authed = (data[0] & 2) != 0;
 	seed = (unsigned)(data[0] >> 4) * 2654435761u + (unsigned)size;
 	fz_limits(&lim, data[0] & 8);
-	fz_run(&whole, &lim, flags, authed, data + 1, size - 1, 0);
-	fz_run(&split, &lim, flags, authed, data + 1, size - 1, seed | 1);
+	fz_run(&whole, &lim, flags, authed, data + 1, size - 1, 0, 0);
+	fz_run(&split, &lim, flags, authed, data + 1, size - 1, seed | 1, 0);
+	fz_run(&pass, &lim, flags, authed, data + 1, size - 1, seed | 1, 1);
 	/* How much memory expat holds depends on the reads, so only the
 	 * memory limit may fire in one run and not the other. */
 	if (strcmp(whole.log.data, split.log.data) != 0 &&
@@ -199,8 +254,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "whole:\n%s\nsplit:\n%s\n", whole.log.data, split.log.data);
 		fz_die("split", "events depend on the read sizes");
 	}
+	if (strcmp(split.log.data, pass.log.data) != 0 &&
+	    !fz_memory_error(&split) && !fz_memory_error(&pass)) {
+		fprintf(stderr, "parsed:\n%s\npassed:\n%s\n", split.log.data,
+		    pass.log.data);
+		fz_die("pass", "pass mode changes the events");
+	}
 	fz_reparse(&whole);
+	fz_reparse(&pass);
 	fz_done(&whole);
 	fz_done(&split);
+	fz_done(&pass);
 	return 0;
 }

@@ -286,6 +286,9 @@ test_broken_stanzas_fail_as_on_the_parse_path(void **state)
 		"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>",
 		"text at stream level",
 		"<message><body>ok</body></message><a></b>",
+		/* markup after the stream's end, cut by reads (a fuzzer's find) */
+		"</stream:stream><PETA[<a>&]]>",
+		"</stream:stream>  <a/>",
 	};
 	size_t	i;
 
@@ -293,6 +296,17 @@ test_broken_stanzas_fail_as_on_the_parse_path(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(same_as_parsed(HDR, bad[i], strlen(bad[i])),
 		    strncmp(bad[i], "<message>", 9) == 0);
+	/* the fuzzer's case exactly: the read ends right after the '<' */
+	{
+		static const char	in[] = "</stream:stream><PETA[<a>&]]>";
+		char			*want, *got;
+
+		want = run(HDR, in, sizeof(in) - 1, 0, 17, 0, 0, NULL);
+		got = run(HDR, in, sizeof(in) - 1, 0, 17, 1, 0, NULL);
+		assert_string_equal(want, got);
+		free(want);
+		free(got);
+	}
 	/* a NUL after a stanza that passes */
 	assert_int_equal(same_as_parsed(HDR, "<a/>\x00<b/>", 9), 1);
 }
