@@ -69,6 +69,22 @@ class Chain:
         return {"port": port, "tls": tls, "cafile": self.cert}
 
 
+def plain_proxyd(daemon_factory, workdir, be, **extra):
+    """hamon watching the one backend BE (anything with port and domain) and
+    proxyd in front of it on a plain listener, with EXTRA config keys: the
+    proxyd daemon and its port, once it has hamon's view."""
+    hamon = daemon_factory("hamon", hamon_config(workdir, [backend("a", be)]))
+    wait_states(hamon, {"a": "up"})
+    port = harness.free_port()
+    proxyd = daemon_factory("proxyd", {
+        "listen": [{"address": f"127.0.0.1:{port}", "tls": "none"}],
+        "hamon": hamon.control,
+        "domains": [{"name": be.domain, "max_connections": 0}], **extra})
+    harness.wait_until(lambda: proxyd.status()["hamon"]["view_received"], 10,
+                       "proxyd has hamon's view")
+    return proxyd, port
+
+
 def raw_login(port, user, password=PASSWORD, resource="raw", domain=None):
     """A plain-listener stream logged in by hand (SASL PLAIN, bind): the
     RawStream and the full JID, so a test sees every byte proxyd sends."""

@@ -13,7 +13,7 @@ import types
 import pytest
 
 import harness
-from hamon_helpers import backend, hamon_config, wait_states
+from proxyd_helpers import plain_proxyd
 
 
 def tool(name):
@@ -53,16 +53,8 @@ def test_loadgen_and_echo_backend_exchange_messages_directly_and_through_proxyd(
         assert_delivered(loadgen(port))
 
         be = types.SimpleNamespace(port=port, domain=harness.XMPP_DOMAIN)
-        hamon = daemon_factory("hamon", hamon_config(workdir, [backend("a", be)]))
-        wait_states(hamon, {"a": "up"})
-        plain = harness.free_port()
-        proxyd = daemon_factory("proxyd", {
-            "listen": [{"address": f"127.0.0.1:{plain}", "tls": "none"}],
-            "hamon": hamon.control,
-            "limits": {"stanzas_per_second": 0},
-            "domains": [{"name": harness.XMPP_DOMAIN, "max_connections": 0}]})
-        harness.wait_until(lambda: proxyd.status()["hamon"]["view_received"], 10,
-                           "proxyd has hamon's view")
+        proxyd, plain = plain_proxyd(daemon_factory, workdir, be,
+                                     limits={"stanzas_per_second": 0})
         assert_delivered(loadgen(plain))
 
         # Idle mode holds its clients logged in: proxyd lists their JIDs.

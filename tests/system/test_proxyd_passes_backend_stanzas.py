@@ -11,8 +11,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import harness
-from hamon_helpers import backend, hamon_config, wait_states
-from proxyd_helpers import raw_login
+from proxyd_helpers import plain_proxyd, raw_login
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
@@ -114,16 +113,8 @@ def test_a_bound_sessions_backend_stanzas_pass_repaired_and_broken_ones_end_it(
         daemon_factory, workdir):
     be = ScriptedBackend()
     try:
-        hamon = daemon_factory("hamon", hamon_config(workdir, [backend("a", be)]))
-        wait_states(hamon, {"a": "up"})
-        port = harness.free_port()
-        proxyd = daemon_factory("proxyd", {
-            "listen": [{"address": f"127.0.0.1:{port}", "tls": "none"}],
-            "hamon": hamon.control,
-            "domains": [{"name": DOMAIN, "max_connections": 0}]})
-        harness.wait_until(lambda: proxyd.status()["hamon"]["view_received"], 10,
-                           "proxyd has hamon's view")
-        s, jid = raw_login(port, "u", resource="raw")
+        _proxyd, port = plain_proxyd(daemon_factory, workdir, be)
+        s, _jid = raw_login(port, "u", resource="raw")
         try:
             data = s.buf + s.read_all(5)
         finally:
