@@ -3,7 +3,6 @@
 # listeners and its own certificate (the tests' CA file).
 
 import json
-import os
 
 import harness
 from hamon_helpers import backend, hamon_config, wait_states
