@@ -18,7 +18,6 @@ import select
 import shutil
 import statistics
 import struct
-import subprocess
 import sys
 import threading
 import time

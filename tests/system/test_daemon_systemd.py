@@ -5,8 +5,6 @@
 
 import os
 import pwd
-import re
-import shutil
 import signal
 import socket
 import subprocess

@@ -4,7 +4,6 @@
 
 import os
 
-import harness
 from hamon_helpers import backend, hamon_config, restart, status, wait_states
 
 

@@ -6,7 +6,6 @@
 import re
 import time
 
-import harness
 from hamon_helpers import (FALL, INTERVAL_MS, RISE, TIMEOUT_MS, Subscriber, backend,
                            hamon_config, states, status, wait_states)
 

@@ -8,8 +8,7 @@ import os
 import signal
 import time
 
-import harness
-from hamon_helpers import backend, hamon_config, states, status, wait_states
+from hamon_helpers import backend, hamon_config, status, wait_states
 from spoolsync_pair import Pair, write
 
 

@@ -7,7 +7,6 @@ import json
 import re
 import time
 
-import harness
 from hamon_helpers import (CliWatch, Subscriber, backend, hamon_config, restart, states,
                            wait_states)
 

@@ -8,7 +8,6 @@
 import time
 
 import harness
-import xmpp
 from hamon_helpers import wait_states
 from proxyd_helpers import Chain, raw_login
 from spoolsync_pair import Pair

@@ -2,7 +2,6 @@
 # (the client sees a stream error), the others stay; a JID with no session is
 # an error with exit 1.
 
-import time
 
 import harness
 import xmpp

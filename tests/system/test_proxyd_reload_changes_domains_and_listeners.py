@@ -7,7 +7,7 @@ import socket
 
 import harness
 import xmpp
-from proxyd_helpers import PASSWORD, Chain, raw_login
+from proxyd_helpers import Chain, raw_login
 
 
 def features_or_error(port, to):

@@ -4,7 +4,6 @@
 # down or the key is wrong; --repair makes the trees identical again.
 
 import os
-import shutil
 
 import pytest
 

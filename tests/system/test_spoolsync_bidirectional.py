@@ -6,7 +6,6 @@
 # created on A while B was down survives B's return.
 
 import os
-import signal
 import time
 
 import pytest

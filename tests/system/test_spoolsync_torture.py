@@ -11,8 +11,6 @@ import random
 import shutil
 import time
 
-import harness
-
 from spoolsync_pair import Pair, write
 from spoolsync_torture import wait_converged
 
