@@ -193,8 +193,7 @@ upstream_features(struct session *s, const struct xml_node *n)
 	buf_free(&body);
 }
 
-/* A bind result names the session's full JID. */
-/* 1 when N is the bind result: the session knows its JID. */
+/* A bind result names the session's full JID: 1 when N is one. */
 static int
 upstream_bind_result(struct session *s, const struct xml_node *n)
 {
