@@ -261,7 +261,7 @@ void		 xmlstream_set_pass(struct xmlstream *,
 /* xmlcheck.c: 1 if the whole stanza P[0..N), lexed, is well-formed as it is
  * in any stream with the same default namespace (see there); 0: parse it. */
 int		 xmlcheck_stanza(const void *, size_t);
-/* Tree reading. */
+/* Tree reading (xmltree.c). */
 const char	*xmlstream_attr(const struct xml_node *, const char *ns, const char *name);
 const struct xml_node *xmlstream_child(const struct xml_node *, const char *ns,
 		    const char *name);		/* NULL NAME: the first element */
