@@ -331,14 +331,6 @@ xmlstream_version_ok(const char *v)
 	return *s == '\0';
 }
 
-int
-xmlstream_call(struct xmlstream *xs, int rc)
-{
-	if (rc != 0)
-		xs->stop_req = 1;
-	return rc;
-}
-
 static void
 xmlstream_header(struct xmlstream *xs, const char *name, const char **atts)
 {

@@ -74,10 +74,18 @@ int		 xmlstream_bytes_add(struct xmlstream *, struct xml_bytes *,
 		    const void *, size_t);
 void		 xmlstream_bytes_free(struct xmlstream *, struct xml_bytes *);
 void		 xmlstream_arena_free(struct xmlstream *);
-/* A callback's answer: non-zero asks the stream to stop after this item. */
-int		 xmlstream_call(struct xmlstream *, int rc);
 void		 xmlstream_parser_free(struct xmlstream *);
 /* P[0..N) to expat (made and primed first if the stream has none). */
 int		 xmlstream_expat(struct xmlstream *, const unsigned char *, size_t);
+
+/* A callback's answer: non-zero asks the stream to stop after this item
+ * (once per stanza, both halves: inline). */
+static inline int
+xmlstream_call(struct xmlstream *xs, int rc)
+{
+	if (rc != 0)
+		xs->stop_req = 1;
+	return rc;
+}
 
 #endif
