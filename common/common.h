@@ -65,6 +65,8 @@ void		 buf_addc(struct buf *, char);
 void		 buf_printf(struct buf *, const char *, ...) PRINTFLIKE(2, 3);
 void		 buf_vprintf(struct buf *, const char *, va_list);
 char		*buf_release(struct buf *);	/* caller frees; buf is reset */
+/* CP (at most 0x10FFFF) as UTF-8 in OUT: the number of bytes, 1 to 4 */
+size_t		 utf8_encode(unsigned cp, char out[4]);
 
 /* json.c: a JSON writer on struct buf, and a bounded parser */
 #define JSON_MAX_DEPTH	64

@@ -500,26 +500,7 @@ utf8_put(struct buf *b, unsigned cp)
 {
 	char	o[4];
 
-	if (cp < 0x80) {
-		buf_addc(b, (char)cp);
-		return;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xc0 | (cp >> 6));
-		o[1] = (char)(0x80 | (cp & 0x3f));
-		buf_add(b, o, 2);
-	} else if (cp < 0x10000) {
-		o[0] = (char)(0xe0 | (cp >> 12));
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (cp & 0x3f));
-		buf_add(b, o, 3);
-	} else {
-		o[0] = (char)(0xf0 | (cp >> 18));
-		o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[3] = (char)(0x80 | (cp & 0x3f));
-		buf_add(b, o, 4);
-	}
+	buf_add(b, o, utf8_encode(cp, o));
 }
 
 /* After "\u": one code point, a surrogate pair joined, a lone surrogate refused. */
