@@ -258,9 +258,23 @@ size_t		 xmlstream_mempeak(const struct xmlstream *);
  */
 void		 xmlstream_set_pass(struct xmlstream *,
 		    int (*raw)(void *arg, const void *stanza, size_t len));
+/*
+ * The same, but RAW gets what xmlcanon_stanza wrote for the stanza: the
+ * bytes serialize_stanza would write from its tree (for a client's stream
+ * once bound; a stanza that needs reading, or any xmlcanon_stanza declines,
+ * comes to the stanza callback as before).
+ */
+void		 xmlstream_set_write(struct xmlstream *,
+		    int (*raw)(void *arg, const void *stanza, size_t len));
+void		 xmlstream_thread_free(void);	/* the writer's scratch, at a worker's end */
 /* xmlcheck.c: 1 if the whole stanza P[0..N), lexed, is well-formed as it is
  * in any stream with the same default namespace (see there); 0: parse it. */
 int		 xmlcheck_stanza(const void *, size_t);
+/* 1 if the stanza, lexed, in a stream with default namespace NS, was
+ * written to B exactly as serialize_stanza(B, tree, NS) would; 0 (B as it
+ * was): parse it.  LIMITS are the stream's. */
+int		 xmlcanon_stanza(const void *, size_t, const struct xml_limits *,
+		    const char *ns, struct buf *);
 /* Tree reading (xmltree.c). */
 const char	*xmlstream_attr(const struct xml_node *, const char *ns, const char *name);
 const struct xml_node *xmlstream_child(const struct xml_node *, const char *ns,
@@ -268,8 +282,9 @@ const struct xml_node *xmlstream_child(const struct xml_node *, const char *ns,
 const char	*xmlstream_text(const struct xml_node *);	/* "" when none */
 int		 xmlstream_node_equal(const struct xml_node *, const struct xml_node *);
 
-/* serialize.c: proxyd's canonical writer: every byte a backend receives, and
- * all a client does but stanzas passed as they are (xmlstream_set_pass) */
+/* serialize.c: proxyd's canonical writer: every byte a backend receives but
+ * stanzas xmlcanon_stanza wrote the same way from their bytes, and all a
+ * client does but stanzas passed as they are (xmlstream_set_pass) */
 void		 serialize_header(struct buf *, const struct xml_node *root,
 		    const char *content_ns);
 void		 serialize_stanza(struct buf *, const struct xml_node *,
@@ -277,6 +292,8 @@ void		 serialize_stanza(struct buf *, const struct xml_node *,
 void		 serialize_close(struct buf *);
 void		 serialize_text(struct buf *, const char *, size_t);
 void		 serialize_attr_value(struct buf *, const char *, size_t);
+/* S[0..N) escaped for text or (ATTR) an attribute value, without the NUL */
+void		 serialize_escape(struct buf *, const char *, size_t, int attr);
 
 /*
  * hview.c: hamon's membership view as proxyd holds it.  proxyd subscribes to

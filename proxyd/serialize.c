@@ -37,37 +37,6 @@ static const unsigned char serialize_class[256] = {
 	['\''] = E_ATTR, ['"'] = E_ATTR,
 };
 
-/*
- * Appends without the NUL: the public functions end the buffer once.  These
- * run for every byte proxyd relays, so they stay inline, and the literals'
- * lengths are known at compile time (SER_LIT).
- */
-static inline void
-ser_put(struct buf *b, const void *p, size_t n)
-{
-	if (b->cap - b->len < n + 1)
-		buf_reserve(b, n);
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-}
-
-#define SER_LIT(b, lit)	ser_put((b), (lit), sizeof(lit) - 1)
-
-static inline void
-ser_putc(struct buf *b, char c)
-{
-	if (b->cap - b->len < 2)
-		buf_reserve(b, 1);
-	b->data[b->len++] = c;
-}
-
-static void
-ser_end(struct buf *b)
-{
-	buf_reserve(b, 0);
-	b->data[b->len] = '\0';
-}
-
 static void
 serialize_entity(struct buf *b, unsigned char c)
 {
@@ -114,7 +83,7 @@ static const uint8_t serialize_plain_tab[256] = {
 
 /* Plain runs go 16 bytes at a time; a control or non-ASCII byte the span
  * stops at is looked up in serialize_class. */
-static void
+void
 serialize_escape(struct buf *b, const char *s, size_t n, int attr)
 {
 	const unsigned char	*p = (const unsigned char *)s;

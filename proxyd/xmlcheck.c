@@ -1,6 +1,9 @@
 /*
  * xmlcheck.c: proves a whole stanza well-formed as the bytes it is, so that
- * xmlstream.c's pass mode can hand it on without expat and the serializer.
+ * xmlstream.c's pass mode can hand it on without expat and the serializer;
+ * and writes a client's stanza in serialize.c's canonical form straight from
+ * its bytes (xmlcanon_stanza), for pass mode's writing variant toward a
+ * backend.
  *
  * The lexer has already judged every byte of it: valid UTF-8 and XML
  * characters, no DOCTYPE, comment or processing instruction, CDATA sections
@@ -13,6 +16,21 @@
  * thing in every stream whose default namespace is the same, so it may go
  * from the backend's stream to the client's as it is.  Anything else answers
  * 0 and takes the parse path, which gives the exact error if there is one.
+ *
+ * The canonical writer takes a narrower case still and writes exactly what
+ * serialize_stanza writes from the tree expat would have built: the same
+ * attributes in the same order in single quotes, every value and text node
+ * decoded and escaped again by serialize_escape, an xmlns='...' only where
+ * the namespace changes, "<a/>" for an element with no content.  Where
+ * expat would change the characters (a CR, which it turns into a line feed;
+ * a tab or line feed in an attribute value, which it turns into a space) or
+ * the serializer the names (the streams namespace, which it writes as
+ * stream:), and where a limit the tree builder counts would be passed
+ * (depth, attributes, a text node's decoded length), it answers 0 and the
+ * stanza is parsed.  A stanza whose first element is not
+ * in the stream's default namespace is parsed too: its owner reads it.
+ * The unit tests and the fuzz target compare its output with the parse
+ * path's, byte for byte.
  */
 #include <string.h>
 
@@ -23,12 +41,13 @@
 #define XC_ATTRS	16
 #define XC_NO		((size_t)-1)
 
-enum { C_TEXT = 1, C_APOS = 2, C_QUOT = 4, C_START = 8, C_NAME = 16 };
+enum { C_TEXT = 1, C_APOS = 2, C_QUOT = 4, C_START = 8, C_NAME = 16, C_VAL = 32 };
 
 #define C_OF(c)	(((c) < 0x20 || (c) >= 0x80 ? 0 :				\
 	((c) != '<' && (c) != '&' && (c) != ']' ? C_TEXT : 0) |		\
 	((c) != '<' && (c) != '&' && (c) != '\'' ? C_APOS : 0) |	\
-	((c) != '<' && (c) != '&' && (c) != '"' ? C_QUOT : 0)) |	\
+	((c) != '<' && (c) != '&' && (c) != '"' ? C_QUOT : 0) |	\
+	((c) != '&' ? C_VAL : 0)) |					\
 	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') ||	\
 	    (c) == '_' ? C_START | C_NAME : 0) |			\
 	(((c) >= '0' && (c) <= '9') || (c) == '-' || (c) == '.' ? C_NAME : 0))
@@ -40,6 +59,19 @@ static const uint8_t xmlcheck_tab[256] = {
 struct xc_name {
 	const unsigned char	*p;
 	size_t			 n;
+};
+
+/* A start tag as xmlcheck_tag found it. */
+struct xc_attr {
+	struct xc_name	 name;
+	size_t		 v, ve;		/* the value, P[v..ve), quotes excluded */
+	int		 plain;		/* no reference in it */
+};
+struct xc_tag {
+	struct xc_name	 name;
+	struct xc_attr	 a[XC_ATTRS];
+	size_t		 n;
+	int		 empty;		/* it ended with "/>" */
 };
 
 /* The end of the name at P[I..N): ASCII, no prefix (but "xml:" where XML
@@ -66,19 +98,23 @@ xmlcheck_name(const unsigned char *p, size_t n, size_t i, int xml)
 }
 
 /* The offset after the reference at P[I] == '&', if it is one of the five
- * predefined entities or a character reference to an XML character. */
+ * predefined entities or a character reference to an XML character, whose
+ * code point goes to *OUT. */
 static size_t
-xmlcheck_ref(const unsigned char *p, size_t n, size_t i)
+xmlcheck_ref(const unsigned char *p, size_t n, size_t i, uint32_t *out)
 {
 	static const char *const named[] = { "lt;", "gt;", "amp;", "quot;", "apos;" };
-	uint32_t	cp = 0;
-	size_t		j, k, len;
-	int		hex;
+	static const char	 chars[] = "<>&\"'";
+	uint32_t		 cp = 0;
+	size_t			 j, k, len;
+	int			 hex;
 
 	for (k = 0; k < 5; k++) {
 		len = strlen(named[k]);
-		if (n - i - 1 >= len && memcmp(p + i + 1, named[k], len) == 0)
+		if (n - i - 1 >= len && memcmp(p + i + 1, named[k], len) == 0) {
+			*out = (unsigned char)chars[k];
 			return i + 1 + len;
+		}
 	}
 	if (i + 2 >= n || p[i + 1] != '#')
 		return XC_NO;
@@ -103,6 +139,7 @@ xmlcheck_ref(const unsigned char *p, size_t n, size_t i)
 	if (k == j || k >= n || p[k] != ';' || cp == 0 || !xmlscan_xml_char(cp) ||
 	    (cp >= 0xd800 && cp <= 0xdfff))
 		return XC_NO;
+	*out = cp;
 	return k + 1;
 }
 
@@ -110,13 +147,15 @@ xmlcheck_ref(const unsigned char *p, size_t n, size_t i)
 static size_t
 xmlcheck_text(const unsigned char *p, size_t n, size_t i)
 {
+	uint32_t	cp;
+
 	while (i < n) {
 		i += xmlscan_span(xmlcheck_tab, C_TEXT, p + i, n - i,
 		    '<', '&', ']', ']', ']');
 		if (i >= n || p[i] == '<')
 			break;
 		if (p[i] == '&') {
-			if ((i = xmlcheck_ref(p, n, i)) == XC_NO)
+			if ((i = xmlcheck_ref(p, n, i, &cp)) == XC_NO)
 				return XC_NO;
 		} else if (p[i] == ']' && n - i >= 3 && p[i + 1] == ']' &&
 		    p[i + 2] == '>')
@@ -142,6 +181,7 @@ xmlcheck_value(const unsigned char *p, size_t n, size_t i, int *plain)
 {
 	unsigned char	q;
 	uint8_t		m;
+	uint32_t	cp;
 
 	if (i >= n || (p[i] != '\'' && p[i] != '"'))
 		return XC_NO;
@@ -158,7 +198,7 @@ xmlcheck_value(const unsigned char *p, size_t n, size_t i, int *plain)
 			return i + 1;
 		if (p[i] == '&') {
 			*plain = 0;
-			if ((i = xmlcheck_ref(p, n, i)) == XC_NO)
+			if ((i = xmlcheck_ref(p, n, i, &cp)) == XC_NO)
 				return XC_NO;
 		} else
 			i++;
@@ -178,52 +218,83 @@ xmlcheck_xmlns_ok(const unsigned char *v, size_t n, int plain)
 	    !(n == sizeof(xmlns_ns) - 1 && memcmp(v, xmlns_ns, n) == 0);
 }
 
-/* The attributes and the end of the start tag whose name ends at P[I]:
- * the offset after its '>', or XC_NO; *EMPTY is set for "/>". */
+/* The start tag at P[I] == '<': the offset after its '>', or XC_NO; its
+ * name and attributes go to T. */
 static size_t
-xmlcheck_attrs(const unsigned char *p, size_t n, size_t i, int *empty)
+xmlcheck_tag(const unsigned char *p, size_t n, size_t i, struct xc_tag *t)
 {
-	struct xc_name	seen[XC_ATTRS];
-	size_t		nseen = 0, j, k, e;
-	int		plain;
+	struct xc_attr	*a;
+	size_t		 j, k, e;
 
-	for (;;) {
+	if ((e = xmlcheck_name(p, n, i + 1, 0)) == XC_NO)
+		return XC_NO;
+	t->name.p = p + i + 1;
+	t->name.n = e - i - 1;
+	t->n = 0;
+	for (i = e;;) {
 		j = xmlcheck_space(p, n, i);
 		if (j >= n)
 			return XC_NO;
 		if (p[j] == '>' || p[j] == '/') {
-			*empty = p[j] == '/';
-			if (*empty && (j + 1 >= n || p[j + 1] != '>'))
+			t->empty = p[j] == '/';
+			if (t->empty && (j + 1 >= n || p[j + 1] != '>'))
 				return XC_NO;
-			return j + 1 + (size_t)*empty;
+			return j + 1 + (size_t)t->empty;
 		}
-		if (j == i || nseen == XC_ATTRS ||
+		if (j == i || t->n == XC_ATTRS ||
 		    (e = xmlcheck_name(p, n, j, 1)) == XC_NO)
 			return XC_NO;
-		for (k = 0; k < nseen; k++)
-			if (seen[k].n == e - j && memcmp(seen[k].p, p + j, e - j) == 0)
+		for (k = 0; k < t->n; k++)
+			if (t->a[k].name.n == e - j &&
+			    memcmp(t->a[k].name.p, p + j, e - j) == 0)
 				return XC_NO;
-		seen[nseen].p = p + j;
-		seen[nseen++].n = e - j;
+		a = &t->a[t->n++];
+		a->name.p = p + j;
+		a->name.n = e - j;
 		k = xmlcheck_space(p, n, e);
 		if (k >= n || p[k] != '=')
 			return XC_NO;
 		k = xmlcheck_space(p, n, k + 1);
-		if ((i = xmlcheck_value(p, n, k, &plain)) == XC_NO)
+		if ((i = xmlcheck_value(p, n, k, &a->plain)) == XC_NO)
 			return XC_NO;
+		a->v = k + 1;
+		a->ve = i - 1;
 		if (e - j == 5 && memcmp(p + j, "xmlns", 5) == 0 &&
-		    !xmlcheck_xmlns_ok(p + k + 1, i - k - 2, plain))
+		    !xmlcheck_xmlns_ok(p + a->v, a->ve - a->v, a->plain))
 			return XC_NO;
 	}
+}
+
+/* The end tag at P[I] == '<' of the element named OPEN: the offset after
+ * its '>', or XC_NO. */
+static size_t
+xmlcheck_end(const unsigned char *p, size_t n, size_t i, const struct xc_name *open)
+{
+	size_t	e;
+
+	if ((e = xmlcheck_name(p, n, i + 2, 0)) == XC_NO ||
+	    e - i - 2 != open->n || memcmp(p + i + 2, open->p, open->n) != 0 ||
+	    (e = xmlcheck_space(p, n, e)) >= n || p[e] != '>')
+		return XC_NO;
+	return e + 1;
+}
+
+/* The CDATA section at P[I] == '<': where its "]]>" is, or NULL. */
+static const unsigned char *
+xmlcheck_cdata(const unsigned char *p, size_t n, size_t i)
+{
+	if (n - i < 12 || memcmp(p + i, "<![CDATA[", 9) != 0)
+		return NULL;
+	return memmem(p + i + 9, n - i - 9, "]]>", 3);
 }
 
 int
 xmlcheck_stanza(const void *data, size_t n)
 {
-	const unsigned char	*p = data;
+	const unsigned char	*p = data, *end;
 	struct xc_name		 open[XC_DEPTH];
-	size_t			 depth = 0, i, e;
-	int			 empty;
+	struct xc_tag		 t;
+	size_t			 depth = 0, i;
 
 	if ((i = xmlcheck_space(p, n, 0)) >= n || p[i] != '<')
 		return 0;
@@ -237,35 +308,272 @@ xmlcheck_stanza(const void *data, size_t n)
 			return 0;
 		if (p[i + 1] == '/') {
 			if (depth == 0 ||
-			    (e = xmlcheck_name(p, n, i + 2, 0)) == XC_NO ||
-			    e - i - 2 != open[depth - 1].n ||
-			    memcmp(p + i + 2, open[depth - 1].p, e - i - 2) != 0 ||
-			    (e = xmlcheck_space(p, n, e)) >= n || p[e] != '>')
+			    (i = xmlcheck_end(p, n, i, &open[depth - 1])) == XC_NO)
 				return 0;
-			i = e + 1;
 			if (--depth == 0)
 				break;
 			continue;
 		}
 		if (p[i + 1] == '!') {
-			const unsigned char	*end;
-
-			if (depth == 0 || n - i < 12 || memcmp(p + i, "<![CDATA[", 9) != 0 ||
-			    (end = memmem(p + i + 9, n - i - 9, "]]>", 3)) == NULL)
+			if (depth == 0 || (end = xmlcheck_cdata(p, n, i)) == NULL)
 				return 0;
 			i = (size_t)(end - p) + 3;
 			continue;
 		}
-		if (depth == XC_DEPTH || (e = xmlcheck_name(p, n, i + 1, 0)) == XC_NO)
+		if (depth == XC_DEPTH || (i = xmlcheck_tag(p, n, i, &t)) == XC_NO)
 			return 0;
-		open[depth].p = p + i + 1;
-		open[depth].n = e - i - 1;
-		if ((i = xmlcheck_attrs(p, n, e, &empty)) == XC_NO)
-			return 0;
-		if (!empty)
+		open[depth] = t.name;
+		if (!t.empty)
 			depth++;
 		else if (depth == 0)
 			break;
 	}
 	return depth == 0 && i == n;
+}
+
+/* ---- the canonical form, written from the bytes ---- */
+
+struct xc_writer {
+	struct buf		*b;
+	const struct xml_limits	*lim;
+	size_t			 tlen;	/* the text node so far, decoded */
+	int			 gt;	/* a start tag waits for its '>' */
+};
+
+/* An open element: its name, and the default namespace inside it. */
+struct xc_open {
+	struct xc_name	 name;
+	struct xc_name	 ns;
+};
+
+static int
+xmlcanon_eq(const struct xc_name *a, const struct xc_name *b)
+{
+	return a->n == b->n && memcmp(a->p, b->p, a->n) == 0;
+}
+
+/* Decoded characters P[0..N) of a value (ATTR) or a text node, escaped as
+ * serialize.c escapes them; -1 when the text node grows past its limit. */
+static int
+xmlcanon_chars(struct xc_writer *w, const void *p, size_t n, int attr)
+{
+	if (n == 0)
+		return 0;
+	if (!attr) {
+		if ((w->tlen += n) > w->lim->text_bytes)
+			return -1;
+		if (w->gt) {
+			ser_putc(w->b, '>');
+			w->gt = 0;
+		}
+	}
+	serialize_escape(w->b, p, n, attr);
+	return 0;
+}
+
+/* The reference at P[I] as the character it stands for: the offset after
+ * it, or XC_NO. */
+static size_t
+xmlcanon_ref(struct xc_writer *w, const unsigned char *p, size_t n, size_t i,
+    int attr)
+{
+	char		u[4];
+	uint32_t	cp;
+
+	if ((i = xmlcheck_ref(p, n, i, &cp)) == XC_NO ||
+	    xmlcanon_chars(w, u, utf8_encode(cp, u), attr) == -1)
+		return XC_NO;
+	return i;
+}
+
+/* Text from P[I] to the next tag (or N), written: the offset of that tag,
+ * or XC_NO.  A CR is one expat would turn into a line feed. */
+static size_t
+xmlcanon_text(struct xc_writer *w, const unsigned char *p, size_t n, size_t i)
+{
+	size_t	run = i;
+
+	while (i < n) {
+		i += xmlscan_span(xmlcheck_tab, C_TEXT, p + i, n - i,
+		    '<', '&', ']', ']', ']');
+		if (i >= n || p[i] == '<')
+			break;
+		if (p[i] == '\r' || (p[i] == ']' && n - i >= 3 &&
+		    p[i + 1] == ']' && p[i + 2] == '>'))
+			return XC_NO;
+		if (p[i] != '&') {
+			i++;
+			continue;
+		}
+		if (xmlcanon_chars(w, p + run, i - run, 0) == -1 ||
+		    (i = xmlcanon_ref(w, p, n, i, 0)) == XC_NO)
+			return XC_NO;
+		run = i;
+	}
+	return xmlcanon_chars(w, p + run, i - run, 0) == -1 ? XC_NO : i;
+}
+
+/* A checked value P[I..E), written; -1 for a tab, line feed or CR, which
+ * expat's attribute normalisation would turn into spaces. */
+static int
+xmlcanon_value(struct xc_writer *w, const unsigned char *p, size_t i, size_t e)
+{
+	size_t	run = i;
+
+	while (i < e) {
+		i += xmlscan_span(xmlcheck_tab, C_VAL, p + i, e - i,
+		    '&', '&', '&', '&', '&');
+		if (i >= e)
+			break;
+		if (p[i] == '\t' || p[i] == '\n' || p[i] == '\r')
+			return -1;
+		if (p[i] != '&') {
+			i++;
+			continue;
+		}
+		xmlcanon_chars(w, p + run, i - run, 1);
+		i = xmlcanon_ref(w, p, e, i, 1);	/* checked: never XC_NO */
+		run = i;
+	}
+	xmlcanon_chars(w, p + run, i - run, 1);
+	return 0;
+}
+
+/* The start tag T inside PARENT, written up to its '>' or "/>"; SELF gets
+ * its name and namespace. */
+static int
+xmlcanon_start(struct xc_writer *w, const unsigned char *p, const struct xc_tag *t,
+    const struct xc_open *parent, struct xc_open *self)
+{
+	static const struct xc_name streams = {
+		(const unsigned char *)XML_NS_STREAMS, sizeof(XML_NS_STREAMS) - 1
+	};
+	const struct xc_attr	*a, *decl = NULL;
+	size_t			 k;
+
+	if (w->gt) {
+		ser_putc(w->b, '>');	/* the parent's content begins */
+		w->gt = 0;
+	}
+	for (k = 0; k < t->n; k++)
+		if (t->a[k].name.n == 5 && memcmp(t->a[k].name.p, "xmlns", 5) == 0)
+			decl = &t->a[k];
+	if (t->n - (decl != NULL) > w->lim->attrs)
+		return -1;
+	self->name = t->name;
+	self->ns = parent->ns;
+	if (decl != NULL) {
+		self->ns.p = p + decl->v;
+		self->ns.n = decl->ve - decl->v;
+		/* one declaration is within any limit (namespaces >= 2) */
+		if (memchr(self->ns.p, '\t', self->ns.n) ||
+		    memchr(self->ns.p, '\n', self->ns.n) ||
+		    memchr(self->ns.p, '\r', self->ns.n) ||
+		    xmlcanon_eq(&self->ns, &streams))
+			return -1;
+	}
+	ser_putc(w->b, '<');
+	ser_put(w->b, t->name.p, t->name.n);
+	if (!xmlcanon_eq(&self->ns, &parent->ns)) {
+		SER_LIT(w->b, " xmlns='");
+		serialize_escape(w->b, (const char *)self->ns.p, self->ns.n, 1);
+		ser_putc(w->b, '\'');
+	}
+	for (a = t->a; a < t->a + t->n; a++) {
+		if (a == decl)
+			continue;
+		ser_putc(w->b, ' ');
+		ser_put(w->b, a->name.p, a->name.n);
+		SER_LIT(w->b, "='");
+		if (xmlcanon_value(w, p, a->v, a->ve) == -1)
+			return -1;
+		ser_putc(w->b, '\'');
+	}
+	return 0;
+}
+
+/* The end of the element SELF: "/>" if nothing was written inside it. */
+static void
+xmlcanon_end(struct xc_writer *w, const struct xc_open *self)
+{
+	if (w->gt) {
+		SER_LIT(w->b, "/>");
+		w->gt = 0;
+		return;
+	}
+	SER_LIT(w->b, "</");
+	ser_put(w->b, self->name.p, self->name.n);
+	ser_putc(w->b, '>');
+}
+
+static int
+xmlcanon_run(struct xc_writer *w, const unsigned char *p, size_t n, const char *ns)
+{
+	struct xc_open		 open[XC_DEPTH + 1];	/* [0]: the stream */
+	struct xc_tag		 t;
+	const unsigned char	*end;
+	size_t			 depth = 0, i, max;
+
+	max = w->lim->depth < XC_DEPTH ? w->lim->depth : XC_DEPTH;
+	open[0].ns.p = (const unsigned char *)ns;
+	open[0].ns.n = strlen(ns);
+	if ((i = xmlcheck_space(p, n, 0)) >= n || p[i] != '<')
+		return -1;
+	while (i < n) {
+		if (p[i] != '<') {
+			if (depth == 0 || (i = xmlcanon_text(w, p, n, i)) == XC_NO)
+				return -1;
+			continue;
+		}
+		if (i + 1 >= n)
+			return -1;
+		if (p[i + 1] == '/') {
+			if (depth == 0 ||
+			    (i = xmlcheck_end(p, n, i, &open[depth].name)) == XC_NO)
+				return -1;
+			xmlcanon_end(w, &open[depth]);
+			w->tlen = 0;
+			if (--depth == 0)
+				break;
+			continue;
+		}
+		if (p[i + 1] == '!') {
+			if (depth == 0 || (end = xmlcheck_cdata(p, n, i)) == NULL ||
+			    memchr(p + i + 9, '\r', (size_t)(end - p) - i - 9) != NULL ||
+			    xmlcanon_chars(w, p + i + 9, (size_t)(end - p) - i - 9, 0) == -1)
+				return -1;
+			i = (size_t)(end - p) + 3;
+			continue;
+		}
+		if (depth == max || (i = xmlcheck_tag(p, n, i, &t)) == XC_NO ||
+		    xmlcanon_start(w, p, &t, &open[depth], &open[depth + 1]) == -1 ||
+		    (depth == 0 && !xmlcanon_eq(&open[1].ns, &open[0].ns)))
+			return -1;
+		w->tlen = 0;
+		if (!t.empty) {
+			w->gt = 1;
+			depth++;
+		} else {
+			SER_LIT(w->b, "/>");
+			if (depth == 0)
+				break;
+		}
+	}
+	return depth == 0 && i == n ? 0 : -1;
+}
+
+int
+xmlcanon_stanza(const void *data, size_t n, const struct xml_limits *lim,
+    const char *ns, struct buf *b)
+{
+	struct xc_writer	w = { b, lim, 0, 0 };
+	size_t			start = b->len;
+
+	if (xmlcanon_run(&w, data, n, ns) == -1) {
+		b->len = start;
+		ser_end(b);
+		return 0;
+	}
+	ser_end(b);
+	return 1;
 }

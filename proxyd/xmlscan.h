@@ -1,15 +1,20 @@
 /*
- * xmlscan.h: the byte scanning xmlfilter.c's lexer and xmlrepair.c's repair
- * stage share: character classes, whole UTF-8 characters, 16-byte spans.
+ * xmlscan.h: the byte scanning xmlfilter.c's lexer, xmlrepair.c's repair
+ * stage and xmlcheck.c share: character classes, whole UTF-8 characters,
+ * 16-byte spans; and the appends of the two canonical writers (serialize.c,
+ * xmlcheck.c).
  */
 #ifndef PROXYD_XMLSCAN_H
 #define PROXYD_XMLSCAN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+
+#include "common.h"
 
 #define REF_MAX		32	/* "&#x10FFFF;" is 10; leading zeros get 22 more */
 
@@ -168,6 +173,37 @@ xmlscan_utf8_len(const unsigned char *p, size_t n)
 		return 4;
 	}
 	return 0;
+}
+
+/*
+ * Appends without the NUL: the public functions end the buffer once.  These
+ * run for every byte proxyd relays, so they stay inline, and the literals'
+ * lengths are known at compile time (SER_LIT).
+ */
+static inline void
+ser_put(struct buf *b, const void *p, size_t n)
+{
+	if (b->cap - b->len < n + 1)
+		buf_reserve(b, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+#define SER_LIT(b, lit)	ser_put((b), (lit), sizeof(lit) - 1)
+
+static inline void
+ser_putc(struct buf *b, char c)
+{
+	if (b->cap - b->len < 2)
+		buf_reserve(b, 1);
+	b->data[b->len++] = c;
+}
+
+static inline void
+ser_end(struct buf *b)
+{
+	buf_reserve(b, 0);
+	b->data[b->len] = '\0';
 }
 
 #endif /* PROXYD_XMLSCAN_H */

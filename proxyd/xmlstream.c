@@ -50,7 +50,10 @@
  * that the lexer and xmlcheck.c prove well-formed goes on as its bytes, with
  * no expat, tree or serializer; every other item is replayed through the
  * path above from the lexer's state at its first byte, so the events and
- * errors are the same as without pass mode.
+ * errors are the same as without pass mode.  Its writing variant
+ * (xmlstream_set_write), for a client's stream once bound, hands on instead
+ * what xmlcheck.c's canonical writer made of the bytes: exactly what
+ * serialize_stanza would write from the tree.
  *
  * XMPP rules on top of XML: the root must be <stream> in the streams
  * namespace and declare the content namespace as default (invalid-namespace);
@@ -212,22 +215,36 @@ xmlstream_replay(struct xmlstream *xs, const unsigned char *p, size_t n)
 	return xmlstream_run_parse(xs, p, n);
 }
 
-/* The item P[SEG..OFF) of P[0..N): passed as it is, or parsed. */
+/* What the canonical writer wrote: one per thread, a worker's loop is its own. */
+static _Thread_local struct buf xmlstream_out;
+
+/* The item P[SEG..OFF) of P[0..N): passed as it is (or as written), or parsed. */
 static int
 xmlstream_pass_item(struct xmlstream *xs, const unsigned char *p, size_t seg,
     size_t off, size_t n)
 {
-	int	rc;
+	const void	*d = p + seg;
+	size_t		 len = off - seg;
+	int		 rc, ok;
 
-	if (!xmlcheck_stanza(p + seg, off - seg)) {
+	if (xs->ps->write) {
+		buf_reset(&xmlstream_out);
+		ok = xmlcanon_stanza(d, len, &xs->lim, xs->content_ns, &xmlstream_out);
+		d = xmlstream_out.data;
+		len = xmlstream_out.len;
+	} else
+		ok = xmlcheck_stanza(d, len);
+	if (!ok) {
 		rc = xmlstream_replay(xs, p + seg, off - seg);
 		if (rc == XMLS_STOPPED && xmlstream_hold(xs, p + off, n - off) == -1)
 			return XMLS_ERROR;
 		return rc;
 	}
 	xs->in_parse = 1;
-	xmlstream_call(xs, xs->ps->raw(xs->arg, p + seg, off - seg));
+	xmlstream_call(xs, xs->ps->raw(xs->arg, d, len));
 	xs->in_parse = 0;
+	if (xmlstream_out.cap > XMLS_BLOCK_MAX)
+		buf_free(&xmlstream_out);	/* a big stanza's room is not kept */
 	return xmlstream_item_done(xs, p, off, n);
 }
 
@@ -400,8 +417,9 @@ xmlstream_set_auth(struct xmlstream *xs, int authenticated)
 	    xs->lim.buffer_bytes_preauth;
 }
 
-void
-xmlstream_set_pass(struct xmlstream *xs, int (*raw)(void *, const void *, size_t))
+static void
+xmlstream_pass_on(struct xmlstream *xs, int (*raw)(void *, const void *, size_t),
+    int write)
 {
 	if (xs->ps == NULL) {
 		if (raw == NULL)
@@ -409,8 +427,27 @@ xmlstream_set_pass(struct xmlstream *xs, int (*raw)(void *, const void *, size_t
 		xs->ps = xcalloc(1, sizeof(*xs->ps));
 	}
 	xs->ps->raw = raw;
+	xs->ps->write = write;
 	/* An item under way, or being parsed now, ends on the parse path. */
 	xs->ps->div = !xmlfilter_idle(&xs->f) || xs->pend.len > 0 || xs->in_parse;
+}
+
+void
+xmlstream_set_pass(struct xmlstream *xs, int (*raw)(void *, const void *, size_t))
+{
+	xmlstream_pass_on(xs, raw, 0);
+}
+
+void
+xmlstream_set_write(struct xmlstream *xs, int (*raw)(void *, const void *, size_t))
+{
+	xmlstream_pass_on(xs, raw, 1);
+}
+
+void
+xmlstream_thread_free(void)
+{
+	buf_free(&xmlstream_out);
 }
 
 void

@@ -64,6 +64,7 @@ struct xmlstream {
 struct xmlstream_pass {
 	int			(*raw)(void *, const void *, size_t);	/* NULL: off */
 	int			 div;	/* this item takes the parse path */
+	int			 write;	/* hand on the canonical form, not the bytes */
 	struct xmlfilter	 f;	/* the lexer at the item's first byte */
 };
 

@@ -12,7 +12,10 @@
  *    the same events (the writer is canonical and only writes valid XML);
  *  - in pass mode (on from each stream header, as for a bound backend
  *    stream), the same reads give the same events: every stanza passed as
- *    its bytes parses alone to exactly what the parse path made of it.
+ *    its bytes parses alone to exactly what the parse path made of it;
+ *  - in its writing variant (as for a bound client stream), the same reads
+ *    give the same log: every stanza written is, byte for byte, what the
+ *    serializer writes from the parse path's tree.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -26,10 +29,11 @@ struct fz {
 	size_t			 okl;	/* its length before an error line */
 	struct buf		 out;	/* the bytes proxyd would send on */
 	struct xmlstream	*xs;
-	int			 pass;	/* pass mode from each header on */
+	int			 pass;	/* from each header on: 1 pass mode, 2 writing */
 };
 
 static int	fz_raw(void *, const void *, size_t);
+static int	fz_written(void *, const void *, size_t);
 
 static void
 fz_die(const char *what, const char *detail)
@@ -47,8 +51,10 @@ fz_open(void *arg, const struct xml_node *root)
 	serialize_header(&f->log, root, NULL);
 	buf_adds(&f->log, "\n");
 	serialize_header(&f->out, root, NULL);
-	if (f->pass)
+	if (f->pass == 1)
 		xmlstream_set_pass(f->xs, fz_raw);
+	else if (f->pass == 2)
+		xmlstream_set_write(f->xs, fz_written);
 	return 0;
 }
 
@@ -120,6 +126,21 @@ fz_raw(void *arg, const void *stanza, size_t len)
 	xmlstream_free(g.xs);
 	buf_free(&g.log);
 	return (int)g.okl;
+}
+
+/* A written stanza: logged as it is, so the log equals the parse path's
+ * only if these are the serializer's bytes. */
+static int
+fz_written(void *arg, const void *stanza, size_t len)
+{
+	struct fz	*f = arg;
+
+	buf_adds(&f->log, "S");
+	buf_add(&f->log, stanza, len);
+	buf_adds(&f->log, "\n");
+	buf_add(&f->out, stanza, len);
+	return len >= 6 && memcmp(stanza, "<auth", 5) == 0 &&
+	    strchr(" />", ((const char *)stanza)[5]) != NULL;
 }
 
 static void
@@ -234,7 +255,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct xml_limits	 lim;
-	struct fz		 whole, split, pass;
+	struct fz		 whole, split, pass, write;
 	int			 flags, authed;
 	unsigned		 seed;
 
@@ -247,6 +268,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_run(&whole, &lim, flags, authed, data + 1, size - 1, 0, 0);
 	fz_run(&split, &lim, flags, authed, data + 1, size - 1, seed | 1, 0);
 	fz_run(&pass, &lim, flags, authed, data + 1, size - 1, seed | 1, 1);
+	fz_run(&write, &lim, flags, authed, data + 1, size - 1, seed | 1, 2);
 	/* How much memory expat holds depends on the reads, so only the
 	 * memory limit may fire in one run and not the other. */
 	if (strcmp(whole.log.data, split.log.data) != 0 &&
@@ -260,10 +282,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    pass.log.data);
 		fz_die("pass", "pass mode changes the events");
 	}
+	if (strcmp(split.log.data, write.log.data) != 0 &&
+	    !fz_memory_error(&split) && !fz_memory_error(&write)) {
+		fprintf(stderr, "parsed:\n%s\nwritten:\n%s\n", split.log.data,
+		    write.log.data);
+		fz_die("write", "writing mode writes other bytes or changes the events");
+	}
 	fz_reparse(&whole);
 	fz_reparse(&pass);
 	fz_done(&whole);
 	fz_done(&split);
 	fz_done(&pass);
+	fz_done(&write);
 	return 0;
 }

@@ -2,7 +2,9 @@
  * test_xmlpass.c: pass mode (xmlstream_set_pass) and xmlcheck_stanza: the
  * stanzas proved well-formed go on as their bytes and mean what the parse
  * path would have made of them; everything else, errors included, comes
- * exactly as without pass mode.
+ * exactly as without pass mode.  Its writing variant (xmlstream_set_write)
+ * and xmlcanon_stanza: what is written is, byte for byte, what the parse
+ * path's serializer writes, and the rest comes as without it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,8 +30,12 @@ struct prec {
 	int			 nraw, nparsed;
 	int			 stop_raw;	/* the raw callback asks to stop */
 	int			 verbatim;	/* log raw bytes, not their meaning */
+	int			 write;		/* log them as prec_stanza logs a tree */
 	struct xmlstream	*xs;
 };
+
+/* The limits run() gives its streams (NULL: the defaults). */
+static const struct xml_limits	*run_lim;
 
 static int
 prec_stanza(void *arg, const struct xml_node *n)
@@ -79,7 +85,11 @@ prec_raw(void *arg, const void *stanza, size_t len)
 	struct prec	*r = arg;
 
 	r->nraw++;
-	if (r->verbatim) {
+	if (r->write) {
+		buf_adds(&r->log, "stanza ");
+		buf_add(&r->log, stanza, len);
+		buf_addc(&r->log, '\n');
+	} else if (r->verbatim) {
 		buf_adds(&r->log, "raw ");
 		buf_add(&r->log, stanza, len);
 		buf_addc(&r->log, '\n');
@@ -90,8 +100,9 @@ prec_raw(void *arg, const void *stanza, size_t len)
 
 /*
  * HEADER, then IN in pieces of STEP bytes (0: whole; or in two, cut at CUT
- * if that is not 0), pass mode on or off; the log of events and the error,
- * if any.  PR, if given, says how to log and gets the counts.
+ * if that is not 0), PASS 0 (off), 1 (pass mode) or 2 (its writing
+ * variant); the log of events and the error, if any.  PR, if given, says
+ * how to log and gets the counts.
  */
 static char *
 run(const char *header, const char *in, size_t n, size_t step, size_t cut,
@@ -106,11 +117,14 @@ run(const char *header, const char *in, size_t n, size_t step, size_t cut,
 	buf_adds(&r.log, "");
 	if (pr != NULL)
 		r.verbatim = pr->verbatim;
-	r.xs = xmlstream_new(NULL, NULL, flags, &prec_cb, &r);
+	r.write = pass == 2;
+	r.xs = xmlstream_new(run_lim, NULL, flags, &prec_cb, &r);
 	xmlstream_set_auth(r.xs, 1);
 	assert_int_equal(xmlstream_feed(r.xs, header, strlen(header)), XMLS_OK);
-	if (pass)
+	if (pass == 1)
 		xmlstream_set_pass(r.xs, prec_raw);
+	else if (pass == 2)
+		xmlstream_set_write(r.xs, prec_raw);
 	for (at = 0; at < n && rc == XMLS_OK; at += k) {
 		k = step == 0 || n - at < step ? n - at : step;
 		if (cut > 0)
@@ -130,12 +144,14 @@ run(const char *header, const char *in, size_t n, size_t step, size_t cut,
 	return buf_release(&r.log);
 }
 
-/* Pass mode and the parse path agree on IN fed the same way: whole, in
- * pieces of 1 to 3 bytes, cut in two.  Returns how many stanzas pass mode
- * passed, whole. */
+/* Pass mode (MODE 1) or its writing variant (2) and the parse path agree on
+ * IN fed the same way: whole, in pieces of 1 to 3 bytes, cut in two.  In
+ * writing mode the log holds the bytes written, so it agrees only if they
+ * are the serializer's.  Returns how many stanzas it took, whole. */
 static int
-same_as_parsed(const char *header, const char *in, size_t n)
+same_as(int mode, const char *header, const char *in, size_t n)
 {
+	static const char *const what[] = { "", "pass mode", "write mode" };
 	struct prec	 counts;
 	char		*want, *got;
 	size_t		 step, cut;
@@ -143,23 +159,37 @@ same_as_parsed(const char *header, const char *in, size_t n)
 	memset(&counts, 0, sizeof(counts));
 	for (step = 0; step <= 3; step++) {
 		want = run(header, in, n, step, 0, 0, 0, NULL);
-		got = run(header, in, n, step, 0, 1, 0, step == 0 ? &counts : NULL);
+		got = run(header, in, n, step, 0, mode, 0, step == 0 ? &counts : NULL);
 		if (strcmp(want, got) != 0)
-			fail_msg("pass mode in pieces of %zu differs on\n%.*s\n"
-			    "parse path:\n%s\npass mode:\n%s", step, (int)n, in, want, got);
+			fail_msg("%s in pieces of %zu differs on\n%.*s\n"
+			    "parse path:\n%s\n%s:\n%s", what[mode], step, (int)n, in,
+			    want, what[mode], got);
 		free(want);
 		free(got);
 	}
 	for (cut = 1; cut < n; cut += 1 + n / 64) {
 		want = run(header, in, n, 0, cut, 0, 0, NULL);
-		got = run(header, in, n, 0, cut, 1, 0, NULL);
+		got = run(header, in, n, 0, cut, mode, 0, NULL);
 		if (strcmp(want, got) != 0)
-			fail_msg("pass mode cut at %zu differs on\n%.*s\n"
-			    "parse path:\n%s\npass mode:\n%s", cut, (int)n, in, want, got);
+			fail_msg("%s cut at %zu differs on\n%.*s\n"
+			    "parse path:\n%s\n%s:\n%s", what[mode], cut, (int)n, in,
+			    want, what[mode], got);
 		free(want);
 		free(got);
 	}
 	return counts.nraw;
+}
+
+static int
+same_as_parsed(const char *header, const char *in, size_t n)
+{
+	return same_as(1, header, in, n);
+}
+
+static int
+same_as_written(const char *in, size_t n)
+{
+	return same_as(2, HDR, in, n);
 }
 
 static void
@@ -293,9 +323,12 @@ test_broken_stanzas_fail_as_on_the_parse_path(void **state)
 	size_t	i;
 
 	(void)state;
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(same_as_parsed(HDR, bad[i], strlen(bad[i])),
 		    strncmp(bad[i], "<message>", 9) == 0);
+		assert_int_equal(same_as_written(bad[i], strlen(bad[i])),
+		    strncmp(bad[i], "<message>", 9) == 0);
+	}
 	/* the fuzzer's case exactly: the read ends right after the '<' */
 	{
 		static const char	in[] = "</stream:stream><PETA[<a>&]]>";
@@ -358,10 +391,10 @@ rnd_element(struct buf *b, int depth)
 }
 
 static void
-test_random_stanzas_fail_or_pass_as_on_the_parse_path(void **state)
+test_random_stanzas_fail_pass_or_are_written_as_on_the_parse_path(void **state)
 {
 	struct buf	 b;
-	int		 i, j, passed = 0;
+	int		 i, j, passed = 0, written = 0;
 
 	(void)state;
 	buf_init(&b);
@@ -373,9 +406,11 @@ test_random_stanzas_fail_or_pass_as_on_the_parse_path(void **state)
 				buf_adds(&b, "\n");
 		}
 		passed += same_as_parsed(HDR, b.data, b.len);
+		written += same_as_written(b.data, b.len);
 	}
 	/* the maker makes both kinds */
 	assert_true(passed > 300);
+	assert_true(written > 300);
 	buf_free(&b);
 }
 
@@ -552,6 +587,173 @@ test_check_takes_only_what_it_can_prove(void **state)
 	assert_int_equal(xmlcheck_stanza(deep, strlen(deep)), 0);
 }
 
+static void
+test_written_stanzas_are_what_the_serializer_writes(void **state)
+{
+	static const struct {
+		const char	*in;
+		int		 written;	/* 0: left to the parse path */
+	} cases[] = {
+		{ "<message to=\"bob@example.test\" type=\"chat\" id=\"m1\" xml:lang=\"en\">"
+		    "<body>\xc3\xa9 \xc3\xbc \xe6\xbc\xa2\xe5\xad\x97 \xf0\x9f\x8e\x89 "
+		    "&lt;&amp;&gt;&quot;&apos;</body>"
+		    "<active xmlns=\"http://jabber.org/protocol/chatstates\"/></message>", 1 },
+		{ "<message><body>a&#65;&#x42;&#x1F600;&#10;b&#9;c</body></message>", 1 },
+		{ "<message id='a&amp;b&#x27;c' to=\"x&quot;y\"/>", 1 },
+		{ "<message id=\"it's\" to='say \"hi\"' type='a>b'/>", 1 },
+		{ "<message id='&#9;&#10;&#13;&#32;&#60;&#62;&#38;&#34;&#39;'/>", 1 },
+		{ "<message><body>&#13;&#xD;&#60;&#62;&#38;&#34;&#39;</body></message>", 1 },
+		{ "<message><body>tab\there\nline feed</body></message>", 1 },
+		{ "<iq type='result'><query xmlns='jabber:iq:roster'><item jid='a@b' "
+		    "name='&lt;A&gt;'><group>G</group></item></query></iq>", 1 },
+		{ "<message><body><![CDATA[<not> & a ]] tag]]></body></message>", 1 },
+		{ "<message><body>a<![CDATA[]]>b<![CDATA[c]]></body></message>", 1 },
+		{ "<message><body/><body></body><x><![CDATA[]]></x></message>", 1 },
+		{ "<message xmlns='jabber:client'><body>the same default</body></message>", 1 },
+		{ "<presence><x xmlns=''><y/><z xmlns=''/></x></presence>", 1 },
+		{ "<iq><q xmlns='urn:x'><i xmlns='urn:x'/><i xmlns='urn:y'>"
+		    "<z xmlns='urn:x'/></i></q></iq>", 1 },
+		{ "<iq><q xmlns=\"urn:a'b&quot;c>d\"/></iq>", 0 },
+		{ "<iq><q xmlns=\"urn:a'b\\c>d\"/></iq>", 1 },
+		{ "<a  b = '1'\n\tc=\"2\" ></a >", 1 },
+		{ "<message><body>]] ] > &gt;</body></message>", 1 },
+		{ "<message xml:lang='de'><body xml:lang='fr'>x</body></message>", 1 },
+		{ "<message><body>\xef\xbf\xbd \xc2\x85 \xf4\x8f\xbf\xbd</body></message>", 1 },
+		/* what expat would change: a CR in text, white space in a value */
+		{ "<message><body>cr\r\nlf</body></message>", 0 },
+		{ "<message id='a\tb'/>", 0 },
+		{ "<message id='a\nb'/>", 0 },
+		{ "<message id='a\rb'/>", 0 },
+		/* a namespace the serializer writes with a prefix */
+		{ "<message><x xmlns='http://etherx.jabber.org/streams'/></message>", 0 },
+		/* a first element its owner reads, or in another default */
+		{ "<message xmlns='jabber:server'><body>x</body></message>", 0 },
+		{ "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+		    "AGEAYg==</auth>", 0 },
+		{ "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", 0 },
+		{ "<r xmlns='urn:xmpp:sm:3'/>", 0 },
+		/* prefixes */
+		{ "<message xmlns:foo='urn:foo'><foo:x/></message>", 0 },
+		{ "<message><body xml:space='preserve'>x</body></message>", 1 },
+	};
+	struct prec	 counts;
+	char		*log;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (same_as_written(cases[i].in, strlen(cases[i].in)) !=
+		    cases[i].written)
+			fail_msg("write mode does not %s\n%s",
+			    cases[i].written ? "write" : "leave to the parse path",
+			    cases[i].in);
+	/* what it looks like */
+	{
+		static const char	in[] = "<message to=\"a@b\"  type=\"chat\">"
+		    "<body>x&quot;&#65;</body><x xmlns=\"urn:x\"></x></message>";
+
+		memset(&counts, 0, sizeof(counts));
+		log = run(HDR, in, sizeof(in) - 1, 0, 0, 2, 0, &counts);
+		assert_string_equal(log, "stanza <message to='a@b' type='chat'><body>"
+		    "x\"A</body><x xmlns='urn:x'/></message>\n");
+		assert_int_equal(counts.nraw, 1);
+		free(log);
+	}
+}
+
+static void
+test_write_mode_keeps_the_limits_the_tree_counts(void **state)
+{
+	static const struct {
+		const char	*in;
+		int		 written;	/* within the limits below */
+	} cases[] = {
+		{ "<a><b>12345678</b></a>", 1 },
+		{ "<a><b>123456789</b></a>", 0 },
+		{ "<a><b>&lt;&lt;&lt;&lt;&lt;&lt;&lt;&lt;</b></a>", 1 },
+		{ "<a><b>&lt;&lt;&lt;&lt;&lt;&lt;&lt;&lt;&lt;</b></a>", 0 },
+		{ "<a>1234<![CDATA[5678]]></a>", 1 },
+		{ "<a>1234<![CDATA[5678]]>9</a>", 0 },
+		{ "<a>1234<b/>5678<c/>1234</a>", 1 },
+		{ "<a x='1' y='2'/>", 1 },
+		{ "<a x='1' y='2' z='3'/>", 0 },
+		{ "<a><b xmlns='urn:u' x='1' y='2'/></a>", 1 },
+		{ "<a><b><c/></b></a>", 1 },
+		{ "<a><b><c><d/></c></b></a>", 0 },
+		{ "<a><b xmlns='urn:u'><c xmlns='urn:v'/></b></a>", 1 },
+	};
+	struct xml_limits	lim;
+	size_t			i;
+
+	(void)state;
+	xmlfilter_limits_default(&lim);
+	lim.text_bytes = 8;
+	lim.attrs = 2;
+	lim.depth = 3;
+	lim.ns_decls = 2;	/* the least a stream header needs */
+	run_lim = &lim;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (same_as_written(cases[i].in, strlen(cases[i].in)) !=
+		    cases[i].written)
+			fail_msg("write mode does not %s\n%s", cases[i].written ?
+			    "write" : "leave to the parse path", cases[i].in);
+	/* the default text limit, one in and one past, in a bigger stanza */
+	xmlfilter_limits_default(&lim);
+	lim.stanza_bytes = 1 << 20;
+	lim.buffer_bytes = 8 << 20;
+	{
+		struct prec	 counts;
+		struct buf	 b;
+		char		*want, *got;
+
+		buf_init(&b);
+		for (i = 0; i < 2; i++) {
+			buf_reset(&b);
+			buf_adds(&b, "<a>");
+			while (b.len < 3 + lim.text_bytes + i)
+				buf_addc(&b, 'x');
+			buf_adds(&b, "</a>");
+			memset(&counts, 0, sizeof(counts));
+			want = run(HDR, b.data, b.len, 0, 0, 0, 0, NULL);
+			got = run(HDR, b.data, b.len, 0, 0, 2, 0, &counts);
+			assert_string_equal(want, got);
+			assert_int_equal(counts.nraw, 1 - (int)i);
+			free(want);
+			free(got);
+		}
+		buf_free(&b);
+	}
+	run_lim = NULL;
+}
+
+static void
+test_write_mode_holds_nothing_between_stanzas(void **state)
+{
+	struct prec		 r;
+	struct xmlstream	*xs;
+	size_t			 idle;
+	int			 i;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	buf_init(&r.log);
+	r.write = 1;
+	xs = xmlstream_new(NULL, NULL, XMLS_KEEP, &prec_cb, &r);
+	assert_int_equal(xmlstream_feed(xs, HDR, strlen(HDR)), XMLS_OK);
+	xmlstream_trim(xs);
+	idle = xmlstream_memsize(xs);
+	xmlstream_set_write(xs, prec_raw);
+	for (i = 0; i < 100; i++)
+		assert_int_equal(xmlstream_feed(xs, "<message><body>x</body></message>",
+		    33), XMLS_OK);
+	assert_int_equal(r.nraw, 100);
+	assert_int_equal(r.nparsed, 0);
+	assert_true(xmlstream_memsize(xs) < idle + 256);
+	xmlstream_free(xs);
+	xmlstream_thread_free();
+	buf_free(&r.log);
+}
+
 int
 main(void)
 {
@@ -561,12 +763,15 @@ main(void)
 		cmocka_unit_test(test_what_the_check_refuses_is_parsed),
 		cmocka_unit_test(test_passed_stanzas_mean_what_the_parse_path_makes_of_them),
 		cmocka_unit_test(test_broken_stanzas_fail_as_on_the_parse_path),
-		cmocka_unit_test(test_random_stanzas_fail_or_pass_as_on_the_parse_path),
+		cmocka_unit_test(test_random_stanzas_fail_pass_or_are_written_as_on_the_parse_path),
 		cmocka_unit_test(test_a_stanza_cut_by_a_read_takes_the_parse_path),
 		cmocka_unit_test(test_a_stop_from_the_pass_callback_holds_the_rest),
 		cmocka_unit_test(test_a_stream_restart_turns_pass_mode_off),
 		cmocka_unit_test(test_repair_mode_passes_the_repaired_bytes),
 		cmocka_unit_test(test_pass_mode_holds_nothing_between_stanzas),
+		cmocka_unit_test(test_written_stanzas_are_what_the_serializer_writes),
+		cmocka_unit_test(test_write_mode_keeps_the_limits_the_tree_counts),
+		cmocka_unit_test(test_write_mode_holds_nothing_between_stanzas),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
