@@ -150,6 +150,7 @@ output_shutdown(struct session_ctx *ctx)
 	ctx->ev_flush = NULL;
 	ctx->flush_armed = 0;
 	buf_free(&session_out);
+	xmlstream_thread_free();
 }
 
 void
@@ -177,20 +178,26 @@ session_bytes_to_client(struct session *s, const void *p, size_t n)
 void
 session_to_backend(struct session *s, const struct buf *b)
 {
-	if (s->ubev == NULL || b->len == 0)
+	session_bytes_to_backend(s, b->data, b->len);
+}
+
+void
+session_bytes_to_backend(struct session *s, const void *p, size_t n)
+{
+	if (s->ubev == NULL || n == 0)
 		return;
 	/* STARTTLS with the backend first: the client waits meanwhile. */
 	if (s->up_hold != NULL) {
-		buf_add(s->up_hold, b->data, b->len);
+		buf_add(s->up_hold, p, n);
 		if (s->up_hold->len > SESSION_HIGH_WATER)
 			bufferevent_disable(s->cbev, EV_READ);
 		return;
 	}
 	if (s->state == SS_RELAY && s->up_plain) {
-		session_gather(s, &s->upend, b->data, b->len);
+		session_gather(s, &s->upend, p, n);
 		return;
 	}
-	bufferevent_write(s->ubev, b->data, b->len);
+	bufferevent_write(s->ubev, p, n);
 	if (evbuffer_get_length(bufferevent_get_output(s->ubev)) > SESSION_HIGH_WATER)
 		bufferevent_disable(s->cbev, EV_READ);
 }

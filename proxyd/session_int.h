@@ -68,6 +68,7 @@ struct session {
 	char			 addr[64];
 	uint64_t		 since_ms, start_mono, last_mono;
 	uint64_t		 bytes_in, bytes_out, stanzas_in, stanzas_out;
+	uint64_t		 written_in, passed_out;	/* of those, unparsed */
 };
 
 /* session.c */
@@ -78,6 +79,7 @@ struct buf	*session_buf(void);	/* the serialiser's scratch, emptied */
 void		 session_to_client(struct session *, const struct buf *);
 void		 session_bytes_to_client(struct session *, const void *, size_t);
 void		 session_to_backend(struct session *, const struct buf *);
+void		 session_bytes_to_backend(struct session *, const void *, size_t);
 /* Writes what session_to_* gathered for S (before any change of its sides). */
 void		 session_flush(struct session *);
 
@@ -85,6 +87,9 @@ void		 session_flush(struct session *);
 void		 output_free(struct session *);		/* S is being freed */
 void		 output_shutdown(struct session_ctx *);
 void		 session_new_client_parser(struct session *);
+/* The backend bound the session's JID: the client's stanzas are written
+ * from their bytes from now on (session_c_written). */
+void		 session_bound(struct session *);
 /* BODY (a backend's features, less <starttls/>) as the client's features. */
 void		 session_features(struct session *, const struct buf *body);
 /* 1 while the client may still take the optional STARTTLS of its listener. */

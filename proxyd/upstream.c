@@ -280,8 +280,10 @@ upstream_stanza(void *arg, const struct xml_node *n)
 			return 0;
 		}
 		if (s->jid == NULL && strcmp(n->name, "iq") == 0 &&
-		    upstream_bind_result(s, n))
+		    upstream_bind_result(s, n)) {
 			xmlstream_set_pass(s->ux, upstream_pass);
+			session_bound(s);
+		}
 	}
 	s->stanzas_out++;
 	b = session_buf();
@@ -304,6 +306,7 @@ upstream_pass(void *arg, const void *stanza, size_t len)
 	struct session	*s = arg;
 
 	s->stanzas_out++;
+	s->passed_out++;
 	session_bytes_to_client(s, stanza, len);
 	return 0;
 }

@@ -381,6 +381,7 @@ def print_floor(fl, sat):
           f"(+ {fl['bytes_down']} bytes)")
     print(f"  proxyd's filter + serializer {fl['filter_up_ns']:7.0f} ns/msg to the backend "
           f"(expat's share {fl['expat_up_ns'] / fl['filter_up_ns']:.0%}); "
+          f"{fl['write_up_ns']:.0f} once bound (writing mode, no expat); "
           f"{fl['pass_down_ns']:.0f} back in pass mode (parsed: {fl['filter_down_ns']:.0f})")
     if "haproxy" in sat and sat["haproxy"]["msgs_per_s"] > 0:
         whole = os.cpu_count() / sat["haproxy"]["msgs_per_s"] * 1e9
@@ -388,7 +389,8 @@ def print_floor(fl, sat):
         both = whole / (whole + fl["expat_ns"])
         print(f"  haproxy's whole cost here {whole:,.0f} ns/msg (cores / msgs/s); plus expat: "
               f"a ceiling of {one:.2f} x haproxy's throughput for any proxy that parses "
-              f"the client's bytes with expat ({both:.2f} if both ways)")
+              f"the client's bytes with expat ({both:.2f} if both ways); a bound "
+              f"session's stanzas in proxyd take neither expat nor a tree")
 
 
 def verdicts(sat, lat, mem):

@@ -91,7 +91,9 @@ def test_filter_cost_runs_proxyds_filter_and_expat_on_the_same_messages():
     assert 0 < res["expat_up_ns"] < res["filter_up_ns"]
     # pass mode runs no expat on the backend's side: cheaper than parsing it
     assert 0 < res["pass_down_ns"] < res["filter_down_ns"]
-    assert res["proxyd_ns"] == pytest.approx(res["filter_up_ns"] + res["pass_down_ns"], abs=0.2)
+    # and writing mode none on the client's side
+    assert 0 < res["write_up_ns"] < res["filter_up_ns"]
+    assert res["proxyd_ns"] == pytest.approx(res["write_up_ns"] + res["pass_down_ns"], abs=0.2)
     bad = subprocess.run([tool("filter_cost"), "-n", "zero"], capture_output=True, text=True,
                          timeout=10)
     assert bad.returncode != 0 and "not a number" in bad.stderr

@@ -2,8 +2,12 @@
 # backend sends goes to the client in pass mode (repaired, lexed, proved
 # well-formed, then passed as its bytes); a backend that sends something broken
 # still never gets a malformed byte to the client, and the session ends with
-# an error.  The backend here is a scripted XMPP server, so that it can lie.
+# an error.  What the client sends then is written from its bytes (writing
+# mode): the backend gets exactly the serializer's canonical bytes, whichever
+# path a stanza took.  The backend here is a scripted XMPP server, so that it
+# can lie, and records what it gets.
 
+import json
 import re
 import socket
 import threading
@@ -34,7 +38,9 @@ class ScriptedBackend:
     SCRIPT is sent; a connection that never logs in (hamon's check) gets
     the header and the features only."""
 
-    def __init__(self):
+    def __init__(self, script=SCRIPT):
+        self.script = script
+        self.received = b""     # what came after the bind request
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -86,12 +92,16 @@ class ScriptedBackend:
                     m = re.search(rb"<resource>([^<]*)</resource>.*?</iq>", buf, re.S)
                 c.sendall(b"<iq type='result' id='b1'><bind xmlns='" + NS_BIND.encode() +
                           b"'><jid>u@example.test/" + m.group(1) + b"</jid></bind></iq>")
-                for data, pause in SCRIPT:
+                for data, pause in self.script:
                     c.sendall(data)
                     time.sleep(pause)
                 self.scripted += 1
-                while c.recv(65536):
-                    pass
+                self.received = buf.split(b"</iq>", 1)[1]
+                while True:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    self.received += chunk
         except (OSError, EOFError):
             pass
 
@@ -143,5 +153,67 @@ def test_a_bound_sessions_backend_stanzas_pass_repaired_and_broken_ones_end_it(
         # proxyd serves the next session as before
         s2, _ = raw_login(port, "v", resource="again")
         s2.close()
+    finally:
+        be.close()
+
+
+# What a bound client sends (one write each) and what the backend must get:
+# the canonical form, single quotes, entities only where needed, "<x/>" for
+# an empty element.  w1-w3 are written from their bytes; w4 (a CR, which
+# expat turns into a line feed) and w5 (a prefix) take the parse path; both
+# paths give the same form.
+CLIENT = [
+    (b'<message to="b@example.test" type="chat" id="w1"><body>&lt;&amp;&gt;&quot;&apos; '
+     b'caf\xc3\xa9 &#x1F600;</body></message>',
+     b"<message to='b@example.test' type='chat' id='w1'><body>&lt;&amp;&gt;\"' "
+     b"caf\xc3\xa9 \xf0\x9f\x98\x80</body></message>"),
+    (b"<iq type='get' id='w2'><query xmlns='jabber:iq:roster'/></iq>",
+     b"<iq type='get' id='w2'><query xmlns='jabber:iq:roster'/></iq>"),
+    (b"<message id='w3'  xml:lang=\"en\"><body><![CDATA[a<b]]></body>"
+     b"<x xmlns='urn:x'></x></message>\n",
+     b"<message id='w3' xml:lang='en'><body>a&lt;b</body><x xmlns='urn:x'/></message>"),
+    (b"<message id='w4'><body>line\r\nfeed</body></message>",
+     b"<message id='w4'><body>line\nfeed</body></message>"),
+    (b"<message id='w5'><p:x xmlns:p='urn:p'>z</p:x></message>",
+     b"<message id='w5'><x xmlns='urn:p'>z</x></message>"),
+]
+
+
+def test_a_bound_clients_stanzas_reach_the_backend_as_the_serializer_writes_them(
+        daemon_factory, workdir):
+    be = ScriptedBackend(script=[])
+    try:
+        proxyd, port = plain_proxyd(daemon_factory, workdir, be)
+        s, _jid = raw_login(port, "u", resource="w")
+        try:
+            harness.wait_until(lambda: be.scripted == 1, 5, "the session is bound")
+            for sent, _ in CLIENT:
+                s.send(sent)
+                time.sleep(0.02)
+            want = b"".join(w for _, w in CLIENT)
+            harness.wait_until(lambda: len(be.received) >= len(want), 5,
+                               "the backend got every stanza")
+            assert be.received == want, be.received
+            # and all at once, in one write
+            be.received = b""
+            s.send(b"".join(c for c, _ in CLIENT))
+            harness.wait_until(lambda: len(be.received) >= len(want), 5,
+                               "the backend got every stanza")
+            assert be.received == want, be.received
+            # w1-w3 went unparsed both times, w4 and w5 through expat
+            r = proxyd.cli("sessions", "--json")
+            assert r.returncode == 0, r.stderr
+            sess = [x for x in json.loads(r.stdout) if x["jid"] == _jid]
+            assert len(sess) == 1, r.stdout
+            assert sess[0]["stanzas_in_written"] == 6, sess
+            assert sess[0]["stanzas_in"] >= 10, sess
+            # a broken stanza ends the session; nothing of it reaches the backend
+            be.received = b""
+            s.send(b"<message id='w6'><body>x</message>")
+            data = s.read_all(5)
+            assert b"not-well-formed" in data, data
+            assert b"w6" not in be.received, be.received
+        finally:
+            s.close()
     finally:
         be.close()

@@ -11,11 +11,14 @@
  * The messages are those of bench_proxyd.py's load: what tests/tools/loadgen
  * sends toward the backend and what tests/tools/echo_xmpp sends back, in
  * reads of CHUNK bytes (a busy socket's read holds several stanzas).  The
- * client side is xmlstream (lexer, expat, tree) plus the serializer; the
- * backend side of a bound session is xmlstream in pass mode (repair stage,
- * lexer, xmlcheck, a copy: "pass_down"), and "filter_down" is what parsing
- * it as the client side is parsed would cost.  "expat" is a namespace-aware
- * expat parser with empty handlers, fed the same chunks.
+ * client side is xmlstream (lexer, expat, tree) plus the serializer
+ * ("filter_up"), or, once the session is bound, xmlstream's writing mode
+ * (lexer, xmlcanon_stanza writing the same bytes: "write_up"); the backend
+ * side of a bound session is xmlstream in pass mode (repair stage, lexer,
+ * xmlcheck, a copy: "pass_down"), and "filter_down" is what parsing it as
+ * the client side is parsed would cost.  "proxyd" is a bound session's
+ * message: write_up plus pass_down.  "expat" is a namespace-aware expat
+ * parser with empty handlers, fed the same chunks.
  */
 #include <expat.h>
 #include <stdio.h>
@@ -125,8 +128,8 @@ cost_pass_cb(void *arg, const void *stanza, size_t len)
 	return 0;
 }
 
-/* proxyd's path: the filter and the serializer (or pass mode), output
- * dropped per read. */
+/* proxyd's path: the filter and the serializer (or PASS 1, pass mode, or 2,
+ * its writing variant), output dropped per read. */
 static double
 cost_filter(const struct buf *in, size_t chunk, int flags, int pass, size_t want)
 {
@@ -141,8 +144,10 @@ cost_filter(const struct buf *in, size_t chunk, int flags, int pass, size_t want
 	xmlfilter_limits_default(&lim);
 	xs = xmlstream_new(&lim, NULL, flags | XMLS_KEEP, &cost_cbs, &r);
 	xmlstream_set_auth(xs, 1);
-	if (pass)
+	if (pass == 1)
 		xmlstream_set_pass(xs, cost_pass_cb);
+	else if (pass == 2)
+		xmlstream_set_write(xs, cost_pass_cb);
 	t0 = now_mono_ns();
 	for (off = 0; off < in->len; off += k) {
 		k = in->len - off < chunk ? in->len - off : chunk;
@@ -224,7 +229,7 @@ main(int argc, char *argv[])
 	struct buf	 up, down;
 	size_t		 n = 200000, body = 0, chunk = 4096, rounds = 3, i;
 	double		 e_up = 1e300, e_down = 1e300, f_up = 1e300, f_down = 1e300;
-	double		 l_up = 1e300, l_down = 1e300, p_down = 1e300;
+	double		 l_up = 1e300, l_down = 1e300, p_down = 1e300, w_up = 1e300;
 	int		 ch;
 
 	while ((ch = getopt(argc, argv, "n:b:c:r:")) != -1) {
@@ -255,6 +260,7 @@ main(int argc, char *argv[])
 		e_up = cost_min(e_up, cost_expat(&up, chunk));
 		e_down = cost_min(e_down, cost_expat(&down, chunk));
 		f_up = cost_min(f_up, cost_filter(&up, chunk, 0, 0, n));
+		w_up = cost_min(w_up, cost_filter(&up, chunk, 0, 2, n));
 		f_down = cost_min(f_down, cost_filter(&down, chunk, XMLS_REPAIR, 0, n));
 		p_down = cost_min(p_down, cost_filter(&down, chunk, XMLS_REPAIR, 1, n));
 		l_up = cost_min(l_up, cost_lexer(&up, chunk, 0, n));
@@ -263,11 +269,12 @@ main(int argc, char *argv[])
 	printf("{\"messages\":%zu,\"bytes_up\":%zu,\"bytes_down\":%zu,"
 	    "\"expat_up_ns\":%.1f,\"expat_down_ns\":%.1f,"
 	    "\"filter_up_ns\":%.1f,\"filter_down_ns\":%.1f,"
-	    "\"pass_down_ns\":%.1f,\"expat_ns\":%.1f,\"filter_ns\":%.1f,"
-	    "\"proxyd_ns\":%.1f,\"lexer_up_ns\":%.1f,\"lexer_down_ns\":%.1f}\n",
+	    "\"write_up_ns\":%.1f,\"pass_down_ns\":%.1f,\"expat_ns\":%.1f,"
+	    "\"filter_ns\":%.1f,\"proxyd_ns\":%.1f,\"lexer_up_ns\":%.1f,"
+	    "\"lexer_down_ns\":%.1f}\n",
 	    n, up.len / n, down.len / n, e_up / n, e_down / n, f_up / n, f_down / n,
-	    p_down / n, (e_up + e_down) / n, (f_up + f_down) / n, (f_up + p_down) / n,
-	    l_up / n, l_down / n);
+	    w_up / n, p_down / n, (e_up + e_down) / n, (f_up + f_down) / n,
+	    (w_up + p_down) / n, l_up / n, l_down / n);
 	buf_free(&up);
 	buf_free(&down);
 	return 0;
