@@ -28,11 +28,14 @@ session_buf(void)
 
 /*
  * Relayed stanzas toward a plain socket are gathered per session and written
- * at the end of the loop turn, straight to the socket when its bufferevent
- * holds nothing: one write for all the stanzas one read produced, and no
- * write-event round trip (two epoll_ctl and a loop turn per message).  What
- * the socket does not take goes to the bufferevent, which keeps the order,
- * the watermarks and the error reporting.
+ * straight to the socket when its bufferevent holds nothing: one write for
+ * all the stanzas one read produced, and no write-event round trip (two
+ * epoll_ctl and a loop turn per message).  Output of a read callback goes
+ * when that read is done (session_read_end), so the peer works on it while
+ * the loop reads the other sockets of its turn; output made anywhere else
+ * goes at the end of the loop turn.  What the socket does not take goes to
+ * the bufferevent, which keeps the order, the watermarks and the error
+ * reporting.
  */
 static void
 session_gather(struct session *s, struct buf **pp, const void *p, size_t n)
@@ -46,6 +49,11 @@ session_gather(struct session *s, struct buf **pp, const void *p, size_t n)
 		buf_init(*pp);
 	}
 	buf_add(*pp, p, n);
+	if (s->reading) {
+		if ((*pp)->len > SESSION_LOW_WATER)
+			session_flush(s);
+		return;
+	}
 	if (!s->dirty) {
 		s->dirty = 1;
 		s->dnext = ctx->dirty;
@@ -102,6 +110,19 @@ session_flush(struct session *s)
 		if (session_flush_side(s->ubev, &s->upend) && s->cbev != NULL)
 			bufferevent_disable(s->cbev, EV_READ);
 	}
+}
+
+void
+session_read_begin(struct session *s)
+{
+	s->reading = 1;
+}
+
+void
+session_read_end(struct session *s)
+{
+	s->reading = 0;
+	session_flush(s);
 }
 
 static void

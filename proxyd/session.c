@@ -366,7 +366,11 @@ session_feed_client(struct session *s)
 static void
 session_client_read_cb(struct bufferevent *bev, void *arg)
 {
-	session_feed_client(arg);
+	struct session	*s = arg;
+
+	session_read_begin(s);
+	session_feed_client(s);
+	session_read_end(s);
 }
 
 static void

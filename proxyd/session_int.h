@@ -48,8 +48,10 @@ struct session {
 	unsigned		 up_lazy:1, up_swallow:1;
 	struct buf		*up_first;
 	unsigned		 dirty:1;	/* on ctx->dirty */
+	unsigned		 reading:1;	/* in a read callback: it flushes */
 	struct session		*dnext;		/* ctx->dirty's link */
-	/* Relayed output of this loop turn, written at its end (session_flush). */
+	/* Relayed output of this read, or of this loop turn, written at its
+	 * end (session_flush). */
 	struct buf		*cpend, *upend;
 	int			 up_tls;	/* enum up_tls_state */
 	struct buf		*up_hold;	/* for the backend once TLS is up */
@@ -82,6 +84,9 @@ void		 session_to_backend(struct session *, const struct buf *);
 void		 session_bytes_to_backend(struct session *, const void *, size_t);
 /* Writes what session_to_* gathered for S (before any change of its sides). */
 void		 session_flush(struct session *);
+/* A read callback's feeding: what it relays is written once it is done. */
+void		 session_read_begin(struct session *);
+void		 session_read_end(struct session *);
 
 /* output.c (where session_buf, session_to_* and session_flush live too) */
 void		 output_free(struct session *);		/* S is being freed */

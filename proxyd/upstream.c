@@ -70,7 +70,11 @@ upstream_feed(struct session *s)
 static void
 upstream_read_cb(struct bufferevent *bev, void *arg)
 {
-	upstream_feed(arg);
+	struct session	*s = arg;
+
+	session_read_begin(s);
+	upstream_feed(s);
+	session_read_end(s);
 }
 
 static void

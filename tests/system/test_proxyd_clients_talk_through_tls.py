@@ -1,7 +1,9 @@
 # test_proxyd_clients_talk_through_tls.py: slixmpp clients log in through proxyd
 # (STARTTLS and direct TLS, certificate verified against the test CA) to a real
 # Prosody chosen from hamon's view, and exchange messages and presence; unicode
-# and XML-special characters arrive intact; sessions lists them.
+# and XML-special characters arrive intact; sessions lists them.  Once bound,
+# the clients' stanzas are written from their bytes and Prosody's pass as
+# theirs (the counts in sessions say so).
 
 import harness
 import xmpp
@@ -37,6 +39,10 @@ def test_starttls_and_direct_tls_clients_exchange_messages_and_presence(
         assert s["tls"] is True
         assert s["bytes_in"] > 0 and s["bytes_out"] > 0
         assert s["stanzas_in"] > 0 and s["stanzas_out"] > 0
+        # slixmpp's message and presence took no parser on the way in, and
+        # Prosody's none on the way out
+        assert 2 <= s["stanzas_in_written"] <= s["stanzas_in"], s
+        assert 2 <= s["stanzas_out_passed"] <= s["stanzas_out"], s
         assert s["user"] in ("alice", "bob")
     assert ch.sessions("--domain", "other.test") == []
     alice.disconnect()
