@@ -109,6 +109,8 @@ size_t		 xmlfilter_scan(struct xmlfilter *, const unsigned char *, size_t,
 		    int *event);			/* returns the bytes taken */
 int		 xmlfilter_in_markup(const struct xmlfilter *);
 int		 xmlfilter_idle(const struct xmlfilter *);	/* between stanzas */
+size_t		 xmlfilter_stanza_limit(const struct xmlfilter *);	/* now */
+void		 xmlfilter_skip(struct xmlfilter *, size_t);	/* see there */
 
 /* Repair stage (backend to client): see the comment in xmlrepair.c. */
 struct xmlrepair {
@@ -267,13 +269,17 @@ void		 xmlstream_set_pass(struct xmlstream *,
 void		 xmlstream_set_write(struct xmlstream *,
 		    int (*raw)(void *arg, const void *stanza, size_t len));
 void		 xmlstream_thread_free(void);	/* the writer's scratch, at a worker's end */
-/* xmlcheck.c: 1 if the whole stanza P[0..N), lexed, is well-formed as it is
- * in any stream with the same default namespace (see there); 0: parse it. */
-int		 xmlcheck_stanza(const void *, size_t);
-/* 1 if the stanza, lexed, in a stream with default namespace NS, was
- * written to B exactly as serialize_stanza(B, tree, NS) would; 0 (B as it
- * was): parse it.  LIMITS are the stream's. */
-int		 xmlcanon_stanza(const void *, size_t, const struct xml_limits *,
+/*
+ * xmlcheck.c, for a stream whose lexer F is between stanzas, on the bytes
+ * P[0..N) from a stanza's '<' to the end of the read: the stanza's length
+ * if it is whole there, within F's limits, and well-formed as it is in any
+ * stream with the same default namespace (see there); 0: lex and parse it.
+ */
+size_t		 xmlcheck_stanza(const void *, size_t, const struct xmlfilter *);
+/* The same, the stanza also written to B exactly as serialize_stanza(B,
+ * tree, NS) would write it in a stream whose default namespace is NS; on 0,
+ * B is as it was. */
+size_t		 xmlcanon_stanza(const void *, size_t, const struct xmlfilter *,
 		    const char *ns, struct buf *);
 /* Tree reading (xmltree.c). */
 const char	*xmlstream_attr(const struct xml_node *, const char *ns, const char *name);

@@ -5,17 +5,22 @@
  * its bytes (xmlcanon_stanza), for pass mode's writing variant toward a
  * backend.
  *
- * The lexer has already judged every byte of it: valid UTF-8 and XML
- * characters, no DOCTYPE, comment or processing instruction, CDATA sections
- * closed, every limit, and where the stanza ends.  What the lexer leaves to
- * expat is checked here: tag and attribute syntax, end tags matching their
- * start tags, attributes unique, references, "]]>" in text, namespaces.
- * Only the common case is taken: ASCII names without a prefix (xml: on an
- * attribute aside), no namespace declaration but a default one, at most
- * XC_DEPTH levels and XC_ATTRS attributes a tag.  Such a stanza means the same
- * thing in every stream whose default namespace is the same, so it may go
- * from the backend's stream to the client's as it is.  Anything else answers
- * 0 and takes the parse path, which gives the exact error if there is one.
+ * Both run where the lexer (xmlfilter.c) is between stanzas, on the bytes
+ * from a stanza's '<' to the end of the read, and answer the stanza's length
+ * when they take it; the lexer then only moves on (xmlfilter_skip).  So what
+ * the lexer checks is checked here too, for every byte taken: valid UTF-8,
+ * characters XML allows, no DOCTYPE, comment or processing instruction, and
+ * every limit it counts (stanza bytes, depth, attributes a tag, attribute
+ * value bytes, reference length), each declined where the lexer would fail.
+ * And what the lexer leaves to expat: tag and attribute syntax, end tags
+ * matching their start tags, attributes unique, references, "]]>" in text,
+ * namespaces.  Only the common case is taken: ASCII names without a prefix
+ * (xml: on an attribute aside), no namespace declaration but a default one,
+ * at most XC_DEPTH levels and XC_ATTRS attributes a tag.  Such a stanza means
+ * the same thing in every stream whose default namespace is the same, so it
+ * may go from the backend's stream to the client's as it is.  Anything else,
+ * a stanza the read cuts included, answers 0 and takes the lexer and the
+ * parse path, which give the exact error if there is one.
  *
  * The canonical writer takes a narrower case still and writes exactly what
  * serialize_stanza writes from the tree expat would have built: the same
@@ -41,13 +46,14 @@
 #define XC_ATTRS	16
 #define XC_NO		((size_t)-1)
 
-enum { C_TEXT = 1, C_APOS = 2, C_QUOT = 4, C_START = 8, C_NAME = 16, C_VAL = 32 };
+enum { C_TEXT = 1, C_APOS = 2, C_QUOT = 4, C_START = 8, C_NAME = 16, C_VAL = 32,
+    C_CHAR = 64 };
 
 #define C_OF(c)	(((c) < 0x20 || (c) >= 0x80 ? 0 :				\
 	((c) != '<' && (c) != '&' && (c) != ']' ? C_TEXT : 0) |		\
 	((c) != '<' && (c) != '&' && (c) != '\'' ? C_APOS : 0) |	\
 	((c) != '<' && (c) != '&' && (c) != '"' ? C_QUOT : 0) |	\
-	((c) != '&' ? C_VAL : 0)) |					\
+	((c) != '&' ? C_VAL : 0) | C_CHAR) |				\
 	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') ||	\
 	    (c) == '_' ? C_START | C_NAME : 0) |			\
 	(((c) >= '0' && (c) <= '9') || (c) == '-' || (c) == '.' ? C_NAME : 0))
@@ -136,11 +142,43 @@ xmlcheck_ref(const unsigned char *p, size_t n, size_t i, uint32_t *out)
 		if (cp > 0x10ffff)
 			return XC_NO;
 	}
-	if (k == j || k >= n || p[k] != ';' || cp == 0 || !xmlscan_xml_char(cp) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
+	/* the lexer takes at most REF_MAX bytes from the '&' to the ';' */
+	if (k == j || k >= n || p[k] != ';' || k - i >= REF_MAX || cp == 0 ||
+	    !xmlscan_xml_char(cp) || (cp >= 0xd800 && cp <= 0xdfff))
 		return XC_NO;
 	*out = cp;
 	return k + 1;
+}
+
+/* The character at P[I] that a span stopped at, if the lexer takes it and
+ * it is no markup: its length (a whole UTF-8 one, a tab, a line feed, a CR
+ * where CR is set, a printable byte), else 0. */
+static size_t
+xmlcheck_char(const unsigned char *p, size_t n, size_t i, int cr)
+{
+	if (p[i] >= 0x80)
+		return xmlscan_utf8_len(p + i, n - i);
+	if (p[i] < 0x20)
+		return p[i] == '\t' || p[i] == '\n' || (cr && p[i] == '\r');
+	return 1;
+}
+
+/* P[I..E) holds only characters the lexer takes (CR where CR is set). */
+static int
+xmlcheck_chars(const unsigned char *p, size_t i, size_t e, int cr)
+{
+	size_t	k;
+
+	while (i < e) {
+		i += xmlscan_span(xmlcheck_tab, C_CHAR, p + i, e - i,
+		    '\x01', '\x01', '\x01', '\x01', '\x01');
+		if (i >= e)
+			break;
+		if ((k = xmlcheck_char(p, e, i, cr)) == 0)
+			return 0;
+		i += k;
+	}
+	return 1;
 }
 
 /* Text from P[I]: the offset of the next '<' (or N), or XC_NO. */
@@ -148,6 +186,7 @@ static size_t
 xmlcheck_text(const unsigned char *p, size_t n, size_t i)
 {
 	uint32_t	cp;
+	size_t		k;
 
 	while (i < n) {
 		i += xmlscan_span(xmlcheck_tab, C_TEXT, p + i, n - i,
@@ -160,8 +199,10 @@ xmlcheck_text(const unsigned char *p, size_t n, size_t i)
 		} else if (p[i] == ']' && n - i >= 3 && p[i + 1] == ']' &&
 		    p[i + 2] == '>')
 			return XC_NO;
+		else if ((k = xmlcheck_char(p, n, i, 1)) == 0)
+			return XC_NO;
 		else
-			i++;	/* ']', or a character the lexer has judged */
+			i += k;
 	}
 	return i;
 }
@@ -174,20 +215,22 @@ xmlcheck_space(const unsigned char *p, size_t n, size_t i)
 	return i;
 }
 
-/* The quoted value at P[I]: the offset after its closing quote, or XC_NO;
- * *PLAIN is cleared when it holds a reference. */
+/* The quoted value at P[I], at most MAX bytes: the offset after its closing
+ * quote, or XC_NO; *PLAIN is cleared when it holds a reference. */
 static size_t
-xmlcheck_value(const unsigned char *p, size_t n, size_t i, int *plain)
+xmlcheck_value(const unsigned char *p, size_t n, size_t i, size_t max, int *plain)
 {
 	unsigned char	q;
 	uint8_t		m;
 	uint32_t	cp;
+	size_t		k, start;
 
 	if (i >= n || (p[i] != '\'' && p[i] != '"'))
 		return XC_NO;
 	q = p[i++];
 	m = q == '\'' ? C_APOS : C_QUOT;
 	*plain = 1;
+	start = i;
 	while (i < n) {
 		i += q == '\'' ?
 		    xmlscan_span(xmlcheck_tab, m, p + i, n - i, '\'', '<', '&', '&', '&') :
@@ -195,13 +238,15 @@ xmlcheck_value(const unsigned char *p, size_t n, size_t i, int *plain)
 		if (i >= n || p[i] == '<')
 			return XC_NO;
 		if (p[i] == q)
-			return i + 1;
+			return i - start < max ? i + 1 : XC_NO;
 		if (p[i] == '&') {
 			*plain = 0;
 			if ((i = xmlcheck_ref(p, n, i, &cp)) == XC_NO)
 				return XC_NO;
-		} else
-			i++;
+		} else if ((k = xmlcheck_char(p, n, i, 1)) == 0)
+			return XC_NO;
+		else
+			i += k;
 	}
 	return XC_NO;
 }
@@ -218,10 +263,11 @@ xmlcheck_xmlns_ok(const unsigned char *v, size_t n, int plain)
 	    !(n == sizeof(xmlns_ns) - 1 && memcmp(v, xmlns_ns, n) == 0);
 }
 
-/* The start tag at P[I] == '<': the offset after its '>', or XC_NO; its
- * name and attributes go to T. */
+/* The start tag at P[I] == '<' within the limits LIM: the offset after its
+ * '>', or XC_NO; its name and attributes go to T. */
 static size_t
-xmlcheck_tag(const unsigned char *p, size_t n, size_t i, struct xc_tag *t)
+xmlcheck_tag(const unsigned char *p, size_t n, size_t i, const struct xml_limits *lim,
+    struct xc_tag *t)
 {
 	struct xc_attr	*a;
 	size_t		 j, k, e;
@@ -241,7 +287,7 @@ xmlcheck_tag(const unsigned char *p, size_t n, size_t i, struct xc_tag *t)
 				return XC_NO;
 			return j + 1 + (size_t)t->empty;
 		}
-		if (j == i || t->n == XC_ATTRS ||
+		if (j == i || t->n == XC_ATTRS || t->n >= lim->attrs + lim->ns_decls ||
 		    (e = xmlcheck_name(p, n, j, 1)) == XC_NO)
 			return XC_NO;
 		for (k = 0; k < t->n; k++)
@@ -255,7 +301,7 @@ xmlcheck_tag(const unsigned char *p, size_t n, size_t i, struct xc_tag *t)
 		if (k >= n || p[k] != '=')
 			return XC_NO;
 		k = xmlcheck_space(p, n, k + 1);
-		if ((i = xmlcheck_value(p, n, k, &a->plain)) == XC_NO)
+		if ((i = xmlcheck_value(p, n, k, lim->attr_bytes, &a->plain)) == XC_NO)
 			return XC_NO;
 		a->v = k + 1;
 		a->ve = i - 1;
@@ -279,28 +325,41 @@ xmlcheck_end(const unsigned char *p, size_t n, size_t i, const struct xc_name *o
 	return e + 1;
 }
 
-/* The CDATA section at P[I] == '<': where its "]]>" is, or NULL. */
+/* The CDATA section at P[I] == '<', holding only characters the lexer
+ * takes (CR where CR is set): where its "]]>" is, or NULL. */
 static const unsigned char *
-xmlcheck_cdata(const unsigned char *p, size_t n, size_t i)
+xmlcheck_cdata(const unsigned char *p, size_t n, size_t i, int cr)
 {
-	if (n - i < 12 || memcmp(p + i, "<![CDATA[", 9) != 0)
+	const unsigned char	*end;
+
+	if (n - i < 12 || memcmp(p + i, "<![CDATA[", 9) != 0 ||
+	    (end = memmem(p + i + 9, n - i - 9, "]]>", 3)) == NULL ||
+	    !xmlcheck_chars(p, i + 9, (size_t)(end - p), cr))
 		return NULL;
-	return memmem(p + i + 9, n - i - 9, "]]>", 3);
+	return end;
 }
 
-int
-xmlcheck_stanza(const void *data, size_t n)
+/* The deepest a stanza may go here: the lexer fails on a start tag with
+ * LIM->depth elements open, the stream included. */
+static size_t
+xmlcheck_depth(const struct xml_limits *lim)
+{
+	return lim->depth < XC_DEPTH ? lim->depth : XC_DEPTH;
+}
+
+size_t
+xmlcheck_stanza(const void *data, size_t n, const struct xmlfilter *f)
 {
 	const unsigned char	*p = data, *end;
 	struct xc_name		 open[XC_DEPTH];
 	struct xc_tag		 t;
-	size_t			 depth = 0, i;
+	size_t			 depth = 0, i = 0, max = xmlcheck_depth(f->lim);
 
-	if ((i = xmlcheck_space(p, n, 0)) >= n || p[i] != '<')
+	if (n < 2 || p[0] != '<')
 		return 0;
 	while (i < n) {
 		if (p[i] != '<') {
-			if (depth == 0 || (i = xmlcheck_text(p, n, i)) == XC_NO)
+			if ((i = xmlcheck_text(p, n, i)) == XC_NO)
 				return 0;
 			continue;
 		}
@@ -315,12 +374,12 @@ xmlcheck_stanza(const void *data, size_t n)
 			continue;
 		}
 		if (p[i + 1] == '!') {
-			if (depth == 0 || (end = xmlcheck_cdata(p, n, i)) == NULL)
+			if (depth == 0 || (end = xmlcheck_cdata(p, n, i, 1)) == NULL)
 				return 0;
 			i = (size_t)(end - p) + 3;
 			continue;
 		}
-		if (depth == XC_DEPTH || (i = xmlcheck_tag(p, n, i, &t)) == XC_NO)
+		if (depth == max || (i = xmlcheck_tag(p, n, i, f->lim, &t)) == XC_NO)
 			return 0;
 		open[depth] = t.name;
 		if (!t.empty)
@@ -328,7 +387,7 @@ xmlcheck_stanza(const void *data, size_t n)
 		else if (depth == 0)
 			break;
 	}
-	return depth == 0 && i == n;
+	return depth == 0 && i <= xmlfilter_stanza_limit(f) ? i : 0;
 }
 
 /* ---- the canonical form, written from the bytes ---- */
@@ -391,18 +450,19 @@ xmlcanon_ref(struct xc_writer *w, const unsigned char *p, size_t n, size_t i,
 static size_t
 xmlcanon_text(struct xc_writer *w, const unsigned char *p, size_t n, size_t i)
 {
-	size_t	run = i;
+	size_t	run = i, k;
 
 	while (i < n) {
 		i += xmlscan_span(xmlcheck_tab, C_TEXT, p + i, n - i,
 		    '<', '&', ']', ']', ']');
 		if (i >= n || p[i] == '<')
 			break;
-		if (p[i] == '\r' || (p[i] == ']' && n - i >= 3 &&
-		    p[i + 1] == ']' && p[i + 2] == '>'))
+		if (p[i] == ']' && n - i >= 3 && p[i + 1] == ']' && p[i + 2] == '>')
 			return XC_NO;
 		if (p[i] != '&') {
-			i++;
+			if ((k = xmlcheck_char(p, n, i, 0)) == 0)
+				return XC_NO;
+			i += k;
 			continue;
 		}
 		if (xmlcanon_chars(w, p + run, i - run, 0) == -1 ||
@@ -506,31 +566,33 @@ xmlcanon_end(struct xc_writer *w, const struct xc_open *self)
 	ser_putc(w->b, '>');
 }
 
-static int
-xmlcanon_run(struct xc_writer *w, const unsigned char *p, size_t n, const char *ns)
+/* The stanza at P[0] == '<' in a stream whose default namespace is NS,
+ * written: its length, or 0. */
+static size_t
+xmlcanon_run(struct xc_writer *w, const unsigned char *p, size_t n,
+    const struct xmlfilter *f, const char *ns)
 {
 	struct xc_open		 open[XC_DEPTH + 1];	/* [0]: the stream */
 	struct xc_tag		 t;
 	const unsigned char	*end;
-	size_t			 depth = 0, i, max;
+	size_t			 depth = 0, i = 0, max = xmlcheck_depth(f->lim);
 
-	max = w->lim->depth < XC_DEPTH ? w->lim->depth : XC_DEPTH;
 	open[0].ns.p = (const unsigned char *)ns;
 	open[0].ns.n = strlen(ns);
-	if ((i = xmlcheck_space(p, n, 0)) >= n || p[i] != '<')
-		return -1;
+	if (n < 2 || p[0] != '<')
+		return 0;
 	while (i < n) {
 		if (p[i] != '<') {
-			if (depth == 0 || (i = xmlcanon_text(w, p, n, i)) == XC_NO)
-				return -1;
+			if ((i = xmlcanon_text(w, p, n, i)) == XC_NO)
+				return 0;
 			continue;
 		}
 		if (i + 1 >= n)
-			return -1;
+			return 0;
 		if (p[i + 1] == '/') {
 			if (depth == 0 ||
 			    (i = xmlcheck_end(p, n, i, &open[depth].name)) == XC_NO)
-				return -1;
+				return 0;
 			xmlcanon_end(w, &open[depth]);
 			w->tlen = 0;
 			if (--depth == 0)
@@ -538,17 +600,16 @@ xmlcanon_run(struct xc_writer *w, const unsigned char *p, size_t n, const char *
 			continue;
 		}
 		if (p[i + 1] == '!') {
-			if (depth == 0 || (end = xmlcheck_cdata(p, n, i)) == NULL ||
-			    memchr(p + i + 9, '\r', (size_t)(end - p) - i - 9) != NULL ||
+			if (depth == 0 || (end = xmlcheck_cdata(p, n, i, 0)) == NULL ||
 			    xmlcanon_chars(w, p + i + 9, (size_t)(end - p) - i - 9, 0) == -1)
-				return -1;
+				return 0;
 			i = (size_t)(end - p) + 3;
 			continue;
 		}
-		if (depth == max || (i = xmlcheck_tag(p, n, i, &t)) == XC_NO ||
+		if (depth == max || (i = xmlcheck_tag(p, n, i, f->lim, &t)) == XC_NO ||
 		    xmlcanon_start(w, p, &t, &open[depth], &open[depth + 1]) == -1 ||
 		    (depth == 0 && !xmlcanon_eq(&open[1].ns, &open[0].ns)))
-			return -1;
+			return 0;
 		w->tlen = 0;
 		if (!t.empty) {
 			w->gt = 1;
@@ -559,21 +620,18 @@ xmlcanon_run(struct xc_writer *w, const unsigned char *p, size_t n, const char *
 				break;
 		}
 	}
-	return depth == 0 && i == n ? 0 : -1;
+	return depth == 0 && i <= xmlfilter_stanza_limit(f) ? i : 0;
 }
 
-int
-xmlcanon_stanza(const void *data, size_t n, const struct xml_limits *lim,
+size_t
+xmlcanon_stanza(const void *data, size_t n, const struct xmlfilter *f,
     const char *ns, struct buf *b)
 {
-	struct xc_writer	w = { b, lim, 0, 0 };
-	size_t			start = b->len;
+	struct xc_writer	w = { b, f->lim, 0, 0 };
+	size_t			start = b->len, len;
 
-	if (xmlcanon_run(&w, data, n, ns) == -1) {
+	if ((len = xmlcanon_run(&w, data, n, f, ns)) == 0)
 		b->len = start;
-		ser_end(b);
-		return 0;
-	}
 	ser_end(b);
-	return 1;
+	return len;
 }

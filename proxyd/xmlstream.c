@@ -47,10 +47,10 @@
  *
  * Pass mode (xmlstream_set_pass), for a stream whose stanzas need no reading
  * (a backend's, once its session is bound): a stanza whole within one read
- * that the lexer and xmlcheck.c prove well-formed goes on as its bytes, with
- * no expat, tree or serializer; every other item is replayed through the
- * path above from the lexer's state at its first byte, so the events and
- * errors are the same as without pass mode.  Its writing variant
+ * that xmlcheck.c proves well-formed and within the lexer's limits goes on as
+ * its bytes, with no lexer pass, expat, tree or serializer; every other item
+ * takes the path above from its first byte, so the events and errors are the
+ * same as without pass mode.  Its writing variant
  * (xmlstream_set_write), for a client's stream once bound, hands on instead
  * what xmlcheck.c's canonical writer made of the bytes: exactly what
  * serialize_stanza would write from the tree.
@@ -72,6 +72,7 @@
 #include <string.h>
 
 #include "xmlstream_int.h"
+#include "xmlscan.h"
 
 /* ---- the driver: lexer, then expat ---- */
 
@@ -199,81 +200,68 @@ xmlstream_run_parse(struct xmlstream *xs, const unsigned char *p, size_t n)
 }
 
 /*
- * Pass mode: the lexer runs as always, but expat is not given the bytes of
- * an item as they come.  A stanza that is whole within one read and that
- * xmlcheck_stanza proves well-formed goes to the pass callback as the bytes
- * it is.  Any other item (a prefixed stanza, the stream's end, one with a
- * lexer error, one the read cuts) is replayed through the parse path from
- * the lexer's state at its first byte, as though pass mode were off: the
- * same events, the same errors at the same bytes, and nothing held here.
+ * Pass mode: where the lexer is between stanzas, white space is skipped and
+ * the stanza that follows goes to xmlcheck.c first.  If it takes the stanza
+ * (whole within the read, within every limit, well-formed), the stanza goes
+ * to the pass callback as the bytes it is (or as written, in writing mode)
+ * and the lexer only moves on.  Any other item (a prefixed stanza, the
+ * stream's end, a broken one, one the read cuts) takes the lexer and the
+ * parse path from where it begins, as though pass mode were off: the same
+ * events, the same errors at the same bytes, and nothing held here.
  */
-static int
-xmlstream_replay(struct xmlstream *xs, const unsigned char *p, size_t n)
-{
-	xs->f = xs->ps->f;
-	xs->ps->div = 1;
-	return xmlstream_run_parse(xs, p, n);
-}
 
 /* What the canonical writer wrote: one per thread, a worker's loop is its own. */
 static _Thread_local struct buf xmlstream_out;
 
-/* The item P[SEG..OFF) of P[0..N): passed as it is (or as written), or parsed. */
-static int
-xmlstream_pass_item(struct xmlstream *xs, const unsigned char *p, size_t seg,
-    size_t off, size_t n)
+/* The stanza at P[0] == '<' of P[0..N): handed on, and its length; 0 if
+ * xmlcheck.c does not take it. */
+static size_t
+xmlstream_pass_one(struct xmlstream *xs, const unsigned char *p, size_t n, int *rc)
 {
-	const void	*d = p + seg;
-	size_t		 len = off - seg;
-	int		 rc, ok;
+	const void	*d = p;
+	size_t		 k, len;
 
 	if (xs->ps->write) {
 		buf_reset(&xmlstream_out);
-		ok = xmlcanon_stanza(d, len, &xs->lim, xs->content_ns, &xmlstream_out);
+		k = xmlcanon_stanza(p, n, &xs->f, xs->content_ns, &xmlstream_out);
 		d = xmlstream_out.data;
 		len = xmlstream_out.len;
 	} else
-		ok = xmlcheck_stanza(d, len);
-	if (!ok) {
-		rc = xmlstream_replay(xs, p + seg, off - seg);
-		if (rc == XMLS_STOPPED && xmlstream_hold(xs, p + off, n - off) == -1)
-			return XMLS_ERROR;
-		return rc;
-	}
+		len = k = xmlcheck_stanza(p, n, &xs->f);
+	if (k == 0)
+		return 0;
+	xmlfilter_skip(&xs->f, k);
 	xs->in_parse = 1;
 	xmlstream_call(xs, xs->ps->raw(xs->arg, d, len));
 	xs->in_parse = 0;
 	if (xmlstream_out.cap > XMLS_BLOCK_MAX)
 		buf_free(&xmlstream_out);	/* a big stanza's room is not kept */
-	return xmlstream_item_done(xs, p, off, n);
+	*rc = xmlstream_item_done(xs, p, k, n);
+	return k;
 }
 
 static int
 xmlstream_run_pass(struct xmlstream *xs, const unsigned char *p, size_t n)
 {
-	size_t	off = 0, seg = 0;
-	int	ev, rc;
+	size_t	off = 0, k;
+	int	rc;
 
-	while (off < n) {
-		if (off == seg)
-			xs->ps->f = xs->f;	/* an item's first byte */
-		xs->f.want_markup = 0;
-		off += xmlfilter_scan(&xs->f, p + off, n - off, &ev);
-		if (ev == XF_ERROR)
-			return xmlstream_replay(xs, p + seg, n - seg);
-		if (ev != XF_ITEM)
-			continue;
-		rc = xmlstream_pass_item(xs, p, seg, off, n);
-		seg = off;
+	while (xmlfilter_idle(&xs->f) && xs->f.depth == 1 && !xs->f.closed) {
+		for (k = off; k < n && xmlscan_is_ws(p[k]); k++)
+			;
+		xmlfilter_skip(&xs->f, k - off);	/* white space between stanzas */
+		if ((off = k) == n)
+			return XMLS_OK;
+		if ((k = xmlstream_pass_one(xs, p + off, n - off, &rc)) == 0)
+			break;
+		off += k;
 		if (rc != XMLS_OK)
 			return rc;
 		if (xs->ps->raw == NULL || xs->ps->div)
 			return xmlstream_run(xs, p + off, n - off);
 	}
-	/* An item, or markup after the stream's end, cut by the read. */
-	if (!xmlfilter_idle(&xs->f))
-		return xmlstream_replay(xs, p + seg, n - seg);
-	return XMLS_OK;		/* white space between stanzas */
+	xs->ps->div = 1;	/* this item: pass mode again after it */
+	return xmlstream_run_parse(xs, p + off, n - off);
 }
 
 static int

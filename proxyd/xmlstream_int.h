@@ -65,7 +65,6 @@ struct xmlstream_pass {
 	int			(*raw)(void *, const void *, size_t);	/* NULL: off */
 	int			 div;	/* this item takes the parse path */
 	int			 write;	/* hand on the canonical form, not the bytes */
-	struct xmlfilter	 f;	/* the lexer at the item's first byte */
 };
 
 /* xmlparse.c */

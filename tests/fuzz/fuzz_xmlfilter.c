@@ -30,6 +30,7 @@ struct fz {
 	struct buf		 out;	/* the bytes proxyd would send on */
 	struct xmlstream	*xs;
 	int			 pass;	/* from each header on: 1 pass mode, 2 writing */
+	char			*why;	/* the error's text, if any */
 };
 
 static int	fz_raw(void *, const void *, size_t);
@@ -177,6 +178,7 @@ fz_run(struct fz *f, const struct xml_limits *lim, int flags, int authed,
 	int	rc = XMLS_OK;
 
 	f->pass = pass;
+	f->why = NULL;
 	buf_init(&f->log);
 	buf_init(&f->out);
 	buf_adds(&f->log, "");
@@ -205,6 +207,7 @@ fz_run(struct fz *f, const struct xml_limits *lim, int flags, int authed,
 	if (xmlstream_error(f->xs) == XML_COND_NONE || xmlstream_error_text(f->xs)[0] == '\0')
 		fz_die("error", "no condition or no text");
 	buf_printf(&f->log, "E%s\n", xmlfilter_cond_name(xmlstream_error(f->xs)));
+	f->why = xstrdup(xmlstream_error_text(f->xs));
 }
 
 static int
@@ -219,6 +222,7 @@ fz_done(struct fz *f)
 	xmlstream_free(f->xs);
 	buf_free(&f->log);
 	buf_free(&f->out);
+	free(f->why);
 }
 
 /* What proxyd wrote must parse strictly to the same events. */
@@ -287,6 +291,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "parsed:\n%s\nwritten:\n%s\n", split.log.data,
 		    write.log.data);
 		fz_die("write", "writing mode writes other bytes or changes the events");
+	}
+	/* the same error at the same byte: the lexer's positions held */
+	if (split.why != NULL && !fz_memory_error(&split) &&
+	    ((pass.why != NULL && strcmp(split.why, pass.why) != 0) ||
+	    (write.why != NULL && strcmp(split.why, write.why) != 0))) {
+		fprintf(stderr, "parsed: %s\npassed: %s\nwritten: %s\n", split.why,
+		    pass.why ? pass.why : "", write.why ? write.why : "");
+		fz_die("pass", "pass or writing mode changes an error's text");
 	}
 	fz_reparse(&whole);
 	fz_reparse(&pass);

@@ -13,10 +13,11 @@
  * reads of CHUNK bytes (a busy socket's read holds several stanzas).  The
  * client side is xmlstream (lexer, expat, tree) plus the serializer
  * ("filter_up"), or, once the session is bound, xmlstream's writing mode
- * (lexer, xmlcanon_stanza writing the same bytes: "write_up"); the backend
- * side of a bound session is xmlstream in pass mode (repair stage, lexer,
- * xmlcheck, a copy: "pass_down"), and "filter_down" is what parsing it as
- * the client side is parsed would cost.  "proxyd" is a bound session's
+ * (xmlcanon_stanza writing the same bytes: "write_up"); the backend side of
+ * a bound session is xmlstream in pass mode (repair stage, xmlcheck_stanza,
+ * a copy: "pass_down"), and "filter_down" is what parsing it as the client
+ * side is parsed would cost (the lexer runs in both modes only on what they
+ * decline, here the stanzas a read cuts).  "proxyd" is a bound session's
  * message: write_up plus pass_down.  "expat" is a namespace-aware expat
  * parser with empty handlers, fed the same chunks.
  */

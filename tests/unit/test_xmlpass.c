@@ -206,10 +206,11 @@ test_checked_stanzas_go_on_as_their_bytes(void **state)
 	memset(&counts, 0, sizeof(counts));
 	counts.verbatim = 1;
 	log = run(HDR, in, sizeof(in) - 1, 0, 0, 1, 0, &counts);
+	/* the white space between stanzas goes nowhere, as on the parse path */
 	assert_string_equal(log,
 	    "raw <message to='bob@example.test' type='chat'><body>hi &amp; bye"
 	    "</body></message>\n"
-	    "raw \r\n<presence/>\n"
+	    "raw <presence/>\n"
 	    "raw <iq type=\"get\" id='1'><query xmlns='jabber:iq:roster'/></iq>\n");
 	assert_int_equal(counts.nraw, 3);
 	assert_int_equal(counts.nparsed, 0);
@@ -549,7 +550,7 @@ test_check_takes_only_what_it_can_prove(void **state)
 		const char	*in;
 		int		 ok;
 	} cases[] = {
-		{ "<a/>", 1 }, { " \n<a/>", 1 }, { "<a></a>", 1 }, { "<a></b>", 0 },
+		{ "<a/>", 1 }, { " \n<a/>", 0 }, { "<a></a>", 1 }, { "<a></b>", 0 },
 		{ "<a><b/></a>", 1 }, { "<a b='1' b='2'/>", 0 }, { "<a xml:lang='en'/>", 1 },
 		{ "<a xml:lang='en' xml:lang='de'/>", 0 }, { "<a x:y='1'/>", 0 },
 		{ "<a xmlns:x='u'/>", 0 }, { "<a xmlns='u'/>", 1 }, { "<a xmlns=''/>", 1 },
@@ -559,32 +560,87 @@ test_check_takes_only_what_it_can_prove(void **state)
 		{ "<a>&#;</a>", 0 }, { "<a>&#x;</a>", 0 }, { "<a>&amp</a>", 0 },
 		{ "<a>]]></a>", 0 }, { "<a>]]</a>", 1 }, { "<a b='<'/>", 0 },
 		{ "<a b=\"'\"/>", 1 }, { "<a><![CDATA[<x>]]></a>", 1 },
-		{ "<a><![CDATA[<x></a>", 0 }, { "<a><!-- x --></a>", 0 }, { "<a/><b/>", 0 },
-		{ "<a/>x", 0 }, { "<a>", 0 }, { "<a b/>", 0 }, { "<a b='1'c='2'/>", 0 },
+		{ "<a><![CDATA[<x></a>", 0 }, { "<a><!-- x --></a>", 0 }, { "<a/><b/>", 4 },
+		{ "<a/>x", 4 }, { "<a>", 0 }, { "<a b/>", 0 }, { "<a b='1'c='2'/>", 0 },
 		{ "<1a/>", 0 }, { "<a-b.c_d1/>", 1 }, { "</a>", 0 }, { "<a></a >", 1 },
 		{ "<a></ a>", 0 }, { "<a / >", 0 }, { "<xml:a/>", 0 }, { "<a xml:/>", 0 },
 		{ "<a b='1' / >", 0 }, { "<a b = \"1\" />", 1 }, { "", 0 }, { "  ", 0 },
 		{ "<a>\xc3\xa9</a>", 1 }, { "<a b='\xc3\xa9'/>", 1 }, { "<\xc3\xa9/>", 0 },
 	};
-	char	deep[1024];
-	size_t	i;
+	struct xml_limits	lim;
+	struct xmlfilter	f;
+	char			deep[1024];
+	size_t			i, want;
 
 	(void)state;
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (xmlcheck_stanza(cases[i].in, strlen(cases[i].in)) != cases[i].ok)
-			fail_msg("xmlcheck_stanza(\"%s\") is not %d", cases[i].in,
-			    cases[i].ok);
-	/* 64 levels are taken, 65 are left to the parse path */
+	xmlfilter_limits_default(&lim);
+	xmlfilter_init(&f, &lim, 1);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		want = cases[i].ok == 1 ? strlen(cases[i].in) : (size_t)cases[i].ok;
+		if (xmlcheck_stanza(cases[i].in, strlen(cases[i].in), &f) != want)
+			fail_msg("xmlcheck_stanza(\"%s\") is not %zu", cases[i].in, want);
+	}
+	/* as deep as the limit: 32 levels are taken, 33 are left to the lexer */
+	deep[0] = '\0';
+	for (i = 0; i < 32; i++)
+		strcat(deep, "<a>");
+	for (i = 0; i < 32; i++)
+		strcat(deep, "</a>");
+	assert_int_equal(xmlcheck_stanza(deep, strlen(deep), &f), strlen(deep));
+	memmove(deep + 3, deep, strlen(deep) + 1);
+	memcpy(deep, "<a>", 3);
+	strcat(deep, "</a>");
+	assert_int_equal(xmlcheck_stanza(deep, strlen(deep), &f), 0);
+	/* and under a higher limit, 64 levels are taken, 65 are parsed */
+	lim.depth = XML_LIMIT_MAX_DEPTH;
 	deep[0] = '\0';
 	for (i = 0; i < 64; i++)
 		strcat(deep, "<a>");
 	for (i = 0; i < 64; i++)
 		strcat(deep, "</a>");
-	assert_int_equal(xmlcheck_stanza(deep, strlen(deep)), 1);
+	assert_int_equal(xmlcheck_stanza(deep, strlen(deep), &f), strlen(deep));
 	memmove(deep + 3, deep, strlen(deep) + 1);
 	memcpy(deep, "<a>", 3);
 	strcat(deep, "</a>");
-	assert_int_equal(xmlcheck_stanza(deep, strlen(deep)), 0);
+	assert_int_equal(xmlcheck_stanza(deep, strlen(deep), &f), 0);
+	/* the lexer's own limits and characters */
+	xmlfilter_limits_default(&lim);
+	lim.stanza_bytes = 1024;
+	lim.attr_bytes = 3072;
+	{
+		static const struct {
+			const char	*in;
+			int		 ok;
+		} lex[] = {
+			{ "<a>\x01</a>", 0 }, { "<a b='\x01'/>", 0 }, { "<a>\x7f</a>", 1 },
+			{ "<a>\xc2\x85</a>", 1 }, { "<a>\xc0\x80</a>", 0 },
+			{ "<a>\xed\xa0\x80</a>", 0 }, { "<a>\xef\xbf\xbe</a>", 0 },
+			{ "<a>\xe6\xbc</a>", 0 }, { "<a b='\xe6\xbc'/>", 0 },
+			{ "<a><![CDATA[\x01]]></a>", 0 }, { "<a><![CDATA[\xff]]></a>", 0 },
+			{ "<a><![CDATA[\xc3\xa9\r\n]]></a>", 1 },
+			{ "<a b='\t\r\n'>\t\r\n</a>", 1 },
+			/* 30 and 32 bytes after the '&': the lexer takes at most 31 */
+			{ "<a>&#00000000000000000000000000065;</a>", 1 },
+			{ "<a>&#0000000000000000000000000000065;</a>", 0 },
+		};
+		for (i = 0; i < sizeof(lex) / sizeof(lex[0]); i++) {
+			want = lex[i].ok ? strlen(lex[i].in) : 0;
+			if (xmlcheck_stanza(lex[i].in, strlen(lex[i].in), &f) != want)
+				fail_msg("xmlcheck_stanza(\"%s\") is not %zu", lex[i].in,
+				    want);
+		}
+	}
+	/* a stanza of exactly the stanza limit is taken, one byte more is not */
+	{
+		char	big[1100];
+
+		memset(big, 'x', sizeof(big));
+		memcpy(big, "<a>", 3);
+		memcpy(big + 1024 - 4, "</a>", 4);
+		assert_int_equal(xmlcheck_stanza(big, 1024, &f), 1024);
+		memcpy(big + 1024 - 4, "xxxx</a>", 8);
+		assert_int_equal(xmlcheck_stanza(big, 1028, &f), 0);
+	}
 }
 
 static void
