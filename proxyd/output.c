@@ -44,7 +44,9 @@ session_gather(struct session *s, struct buf **pp, const void *p, size_t n)
 
 	if (ctx->ev_flush == NULL)
 		ctx->ev_flush = event_new(ctx->base, -1, 0, session_flush_cb, ctx);
-	if (*pp == NULL) {
+	if (*pp == NULL && s->reading)
+		*pp = &ctx->rd[pp == &s->cpend ? 0 : 1];	/* no allocation */
+	else if (*pp == NULL) {
 		*pp = xcalloc(1, sizeof(**pp));
 		buf_init(*pp);
 	}
@@ -67,10 +69,28 @@ session_gather(struct session *s, struct buf **pp, const void *p, size_t n)
 		session_flush(s);
 }
 
-/* Writes P to BEV's socket (or behind what BEV still holds); 1: BEV's
+/* Done with *PP: the worker's read buffer is kept (unless big), any
+ * other is freed. */
+static void
+session_pend_free(struct session_ctx *ctx, struct buf **pp)
+{
+	struct buf	*p = *pp;
+
+	*pp = NULL;
+	if (p == &ctx->rd[0] || p == &ctx->rd[1]) {
+		if (p->cap > SESSION_HIGH_WATER)
+			buf_free(p);
+		buf_reset(p);
+		return;
+	}
+	buf_free(p);
+	free(p);
+}
+
+/* Writes *PP to BEV's socket (or behind what BEV still holds); 1: BEV's
  * output is past the high-water mark, the other side must stop reading. */
 static int
-session_flush_side(struct bufferevent *bev, struct buf **pp)
+session_flush_side(struct session_ctx *ctx, struct bufferevent *bev, struct buf **pp)
 {
 	struct buf	*p = *pp;
 	struct evbuffer	*out;
@@ -80,9 +100,7 @@ session_flush_side(struct bufferevent *bev, struct buf **pp)
 		return 0;
 	if (bev == NULL) {
 		/* That side went away: its bytes go with it. */
-		buf_free(p);
-		free(p);
-		*pp = NULL;
+		session_pend_free(ctx, pp);
 		return 0;
 	}
 	out = bufferevent_get_output(bev);
@@ -93,9 +111,7 @@ session_flush_side(struct bufferevent *bev, struct buf **pp)
 	}
 	if ((size_t)n < p->len)
 		bufferevent_write(bev, p->data + n, p->len - (size_t)n);
-	buf_free(p);
-	free(p);
-	*pp = NULL;
+	session_pend_free(ctx, pp);
 	return evbuffer_get_length(out) > SESSION_HIGH_WATER;
 }
 
@@ -103,11 +119,11 @@ void
 session_flush(struct session *s)
 {
 	if (s->cpend != NULL) {
-		if (session_flush_side(s->cbev, &s->cpend) && s->ubev != NULL)
+		if (session_flush_side(s->ctx, s->cbev, &s->cpend) && s->ubev != NULL)
 			bufferevent_disable(s->ubev, EV_READ);
 	}
 	if (s->upend != NULL) {
-		if (session_flush_side(s->ubev, &s->upend) && s->cbev != NULL)
+		if (session_flush_side(s->ctx, s->ubev, &s->upend) && s->cbev != NULL)
 			bufferevent_disable(s->cbev, EV_READ);
 	}
 }
@@ -151,16 +167,10 @@ output_free(struct session *s)
 		*pp = s->dnext;
 		s->dirty = 0;
 	}
-	if (s->cpend != NULL) {
-		buf_free(s->cpend);
-		free(s->cpend);
-		s->cpend = NULL;
-	}
-	if (s->upend != NULL) {
-		buf_free(s->upend);
-		free(s->upend);
-		s->upend = NULL;
-	}
+	if (s->cpend != NULL)
+		session_pend_free(s->ctx, &s->cpend);
+	if (s->upend != NULL)
+		session_pend_free(s->ctx, &s->upend);
 }
 
 void
@@ -171,6 +181,8 @@ output_shutdown(struct session_ctx *ctx)
 	ctx->ev_flush = NULL;
 	ctx->flush_armed = 0;
 	buf_free(&session_out);
+	buf_free(&ctx->rd[0]);
+	buf_free(&ctx->rd[1]);
 	xmlstream_thread_free();
 }
 

@@ -496,6 +496,7 @@ struct session_ctx {
 	struct session		*dirty;
 	struct event		*ev_flush;
 	int			 flush_armed;
+	struct buf		 rd[2];	/* a read's output: to the client, the backend */
 };
 /* TLS: the listener's enum listen_tls. */
 void		 session_accept(struct session_ctx *, int fd, const struct sockaddr *,

@@ -405,10 +405,11 @@ struct xc_open {
 	struct xc_name	 ns;
 };
 
+/* Mostly asked of a namespace and the one it was inherited from. */
 static int
 xmlcanon_eq(const struct xc_name *a, const struct xc_name *b)
 {
-	return a->n == b->n && memcmp(a->p, b->p, a->n) == 0;
+	return a->n == b->n && (a->p == b->p || memcmp(a->p, b->p, a->n) == 0);
 }
 
 /* Decoded characters P[0..N) of a value (ATTR) or a text node, escaped as
