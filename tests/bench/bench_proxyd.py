@@ -272,20 +272,23 @@ def throughput(targets, args, clients, users):
 
 
 def latency(targets, args, clients, users, sat):
-    """Open loop at fractions of proxyd's saturating load, the same for all."""
+    """Open loop at fractions of proxyd's saturating load, the same for all.
+    Rounds go through every path in turn (as the saturation runs do), so a
+    noisy minute of a shared machine falls on all of them, not on one."""
     out = {}
     for frac in args.loads:
         rate = max(10, int(sat * frac))
-        for name, port, pid in targets:
-            p99s = []
-            for _ in range(args.rounds):
-                res = measured(port, pid, clients=clients, rate=rate,
-                               seconds=args.seconds, warmup=args.warmup, users=users,
-                               tls="direct" if name.endswith("TLS") else "none",
-                               body=args.body)
-                p99s.append(res)
+        runs = {name: [] for name, _, _ in targets}
+        for _ in range(args.rounds):
+            for name, port, pid in targets:
+                runs[name].append(measured(port, pid, clients=clients, rate=rate,
+                                           seconds=args.seconds, warmup=args.warmup,
+                                           users=users,
+                                           tls="direct" if name.endswith("TLS") else "none",
+                                           body=args.body))
+        for name, _, _ in targets:
             # The median run by p99: one hiccup of a shared machine is not the figure.
-            res = sorted(p99s, key=lambda x: x["p99_us"])[len(p99s) // 2]
+            res = sorted(runs[name], key=lambda x: x["p99_us"])[len(runs[name]) // 2]
             note(f"  {frac:.0%} ({rate:,}/s) {name}: {res['msgs_per_s']:,.0f} msgs/s, "
                  f"p50 {res['p50_us']:.0f} us, p99 {res['p99_us']:.0f} us")
             out[(frac, name)] = res
