@@ -4,6 +4,7 @@
  * reload swaps in only when it is valid.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -374,12 +375,21 @@ fail:
 	return NULL;
 }
 
-/* workers: 0 (the default): one per CPU, at most CONF_AUTO_WORKERS. */
+/*
+ * workers: 0 (the default): one per CPU proxyd may run on (its affinity:
+ * taskset, systemd's CPUAffinity=, a cpuset), at most CONF_AUTO_WORKERS.
+ * Two workers on one CPU only take turns.  HAProxy sizes nbthread the same.
+ */
 static int64_t
 conf_default_workers(void)
 {
-	long	n = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t	set;
+	long		n;
 
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	else
+		n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n < 1 ? 1 : n > CONF_AUTO_WORKERS ? CONF_AUTO_WORKERS : n;
 }
 

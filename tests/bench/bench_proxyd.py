@@ -17,7 +17,8 @@
 # works through in turn, each after a wake-up: a proxy adds two such stages,
 # and its CPU per message sets how long its stages take.  --pin takes the load
 # generator's and the backend's CPU away from the proxies (the same for every
-# contender: all proxies share CPU 1, hamon stays unpinned); --tick makes
+# contender: all proxies start on CPU 1 and size their threads to it, hamon
+# stays unpinned); --tick makes
 # smaller bursts (more wake-ups: every path then spends more CPU per message).
 #
 # Run as root with Debian's /usr/bin/python3 after `make && make unit` (the load
@@ -25,6 +26,7 @@
 # A benchmark, not a test: it prints a table and ratios, never fails on a number.
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -67,7 +69,10 @@ def rss(pid):
 
 def pin(pid, which):
     """--pin: every thread of PID on the load's (0) or the proxies' (1) CPUs.
-    Done after the start, so that a proxy sizes its threads on all CPUs."""
+    The proxies also start there (proxy_cpus), so that each sizes its
+    threads to the CPU it has, as it would under taskset or systemd's
+    CPUAffinity=: HAProxy's nbthread and proxyd's workers both default to
+    the CPUs of their affinity."""
     if PIN is None or not pid:
         return
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -75,6 +80,21 @@ def pin(pid, which):
             os.sched_setaffinity(int(tid), PIN[which])
         except OSError:
             pass                        # a thread that just ended
+
+
+@contextlib.contextmanager
+def proxy_cpus():
+    """--pin: what starts inside runs on the proxies' CPUs from its first
+    instruction (a child inherits the affinity)."""
+    if PIN is None:
+        yield
+        return
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, PIN[1])
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, old)
 
 
 def runq_seconds(pid):
@@ -152,7 +172,8 @@ class Proxyd:
         self.start()
 
     def start(self):
-        self.proxyd.start()
+        with proxy_cpus():
+            self.proxyd.start()
         harness.wait_until(lambda: self.proxyd.status()["hamon"]["view_received"], 10,
                            "proxyd has hamon's view")
         harness.wait_until(lambda: (harness.xmpp_features(self.ports["none"]) or "").find(
@@ -178,8 +199,10 @@ class Proxyd:
 
 class Haproxy:
     def __init__(self, be, maxconn, nbthread=None):
-        self.h = harness.HAProxy([("a", be.port)], xmpp_check=True, check_domain=DOMAIN,
-                                 maxconn=maxconn, nbthread=nbthread).start()
+        with proxy_cpus():
+            self.h = harness.HAProxy([("a", be.port)], xmpp_check=True,
+                                     check_domain=DOMAIN, maxconn=maxconn,
+                                     nbthread=nbthread).start()
         self.port = self.h.port
         pin(self.h.pid, 1)
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sched.h>
 
 #include "proxyd.h"
 
@@ -245,9 +246,27 @@ test_defaults(void **unused)
 	assert_null(c->tls.cert);
 	assert_int_equal(c->move_spread_ms, 5000);
 	assert_int_equal(c->domains[0].move_spread_ms, 5000);
-	/* workers 0 (the default): one per CPU, at most 16. */
-	assert_int_equal(c->workers, sysconf(_SC_NPROCESSORS_ONLN) > 16 ? 16 :
-	    sysconf(_SC_NPROCESSORS_ONLN));
+	/* workers 0 (the default): one per CPU it may run on, at most 16. */
+	{
+		cpu_set_t	set, one;
+		int		i;
+
+		assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+		assert_int_equal(c->workers, CPU_COUNT(&set) > 16 ? 16 :
+		    CPU_COUNT(&set));
+		proxyd_conf_free(c);
+		/* bound to one CPU, as by taskset or CPUAffinity=: one worker */
+		CPU_ZERO(&one);
+		for (i = 0; i < CPU_SETSIZE && !CPU_ISSET(i, &set); i++)
+			;
+		CPU_SET(i, &one);
+		assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+		c = load("listen: [{address: 127.0.0.1:5222, tls: none}]\n"
+		    "domains: [{name: example.com}]\n", &errs);
+		assert_int_equal(sched_setaffinity(0, sizeof(set), &set), 0);
+		assert_non_null(c);
+		assert_int_equal(c->workers, 1);
+	}
 	proxyd_conf_free(c);
 	/* tls defaults to starttls, which then needs a certificate. */
 	expect_error("listen: [{address: 127.0.0.1:5222}]\n"
