@@ -517,30 +517,15 @@ test_repair_mode_passes_the_repaired_bytes(void **state)
 }
 
 static void
-test_pass_mode_holds_nothing_between_stanzas(void **state)
+nest(char *out, size_t levels)
 {
-	struct prec		 r;
-	struct xmlstream	*xs;
-	size_t			 idle;
-	int			 i;
+	size_t	i;
 
-	(void)state;
-	memset(&r, 0, sizeof(r));
-	buf_init(&r.log);
-	r.verbatim = 1;
-	xs = xmlstream_new(NULL, NULL, 0, &prec_cb, &r);
-	assert_int_equal(xmlstream_feed(xs, HDR, strlen(HDR)), XMLS_OK);
-	xmlstream_trim(xs);
-	idle = xmlstream_memsize(xs);
-	xmlstream_set_pass(xs, prec_raw);
-	for (i = 0; i < 100; i++)
-		assert_int_equal(xmlstream_feed(xs, "<message><body>x</body></message>",
-		    33), XMLS_OK);
-	assert_int_equal(r.nraw, 100);
-	/* the pass state, no expat, no tree, no bytes held */
-	assert_true(xmlstream_memsize(xs) < idle + 256);
-	xmlstream_free(xs);
-	buf_free(&r.log);
+	out[0] = '\0';
+	for (i = 0; i < levels; i++)
+		strcat(out, "<a>");
+	for (i = 0; i < levels; i++)
+		strcat(out, "</a>");
 }
 
 static void
@@ -581,27 +566,15 @@ test_check_takes_only_what_it_can_prove(void **state)
 			fail_msg("xmlcheck_stanza(\"%s\") is not %zu", cases[i].in, want);
 	}
 	/* as deep as the limit: 32 levels are taken, 33 are left to the lexer */
-	deep[0] = '\0';
-	for (i = 0; i < 32; i++)
-		strcat(deep, "<a>");
-	for (i = 0; i < 32; i++)
-		strcat(deep, "</a>");
+	nest(deep, 32);
 	assert_int_equal(xmlcheck_stanza(deep, strlen(deep), &f), strlen(deep));
-	memmove(deep + 3, deep, strlen(deep) + 1);
-	memcpy(deep, "<a>", 3);
-	strcat(deep, "</a>");
+	nest(deep, 33);
 	assert_int_equal(xmlcheck_stanza(deep, strlen(deep), &f), 0);
 	/* and under a higher limit, 64 levels are taken, 65 are parsed */
 	lim.depth = XML_LIMIT_MAX_DEPTH;
-	deep[0] = '\0';
-	for (i = 0; i < 64; i++)
-		strcat(deep, "<a>");
-	for (i = 0; i < 64; i++)
-		strcat(deep, "</a>");
+	nest(deep, 64);
 	assert_int_equal(xmlcheck_stanza(deep, strlen(deep), &f), strlen(deep));
-	memmove(deep + 3, deep, strlen(deep) + 1);
-	memcpy(deep, "<a>", 3);
-	strcat(deep, "</a>");
+	nest(deep, 65);
 	assert_int_equal(xmlcheck_stanza(deep, strlen(deep), &f), 0);
 	/* the lexer's own limits and characters */
 	xmlfilter_limits_default(&lim);
@@ -782,32 +755,51 @@ test_write_mode_keeps_the_limits_the_tree_counts(void **state)
 	run_lim = NULL;
 }
 
+/* Pass mode (MODE 1) or writing mode (2) keeps no parser, tree or bytes. */
 static void
-test_write_mode_holds_nothing_between_stanzas(void **state)
+holds_nothing(int mode)
 {
 	struct prec		 r;
 	struct xmlstream	*xs;
 	size_t			 idle;
 	int			 i;
 
-	(void)state;
 	memset(&r, 0, sizeof(r));
 	buf_init(&r.log);
-	r.write = 1;
-	xs = xmlstream_new(NULL, NULL, XMLS_KEEP, &prec_cb, &r);
+	r.verbatim = mode == 1;
+	r.write = mode == 2;
+	xs = xmlstream_new(NULL, NULL, mode == 2 ? XMLS_KEEP : 0, &prec_cb, &r);
 	assert_int_equal(xmlstream_feed(xs, HDR, strlen(HDR)), XMLS_OK);
 	xmlstream_trim(xs);
 	idle = xmlstream_memsize(xs);
-	xmlstream_set_write(xs, prec_raw);
+	if (mode == 1)
+		xmlstream_set_pass(xs, prec_raw);
+	else
+		xmlstream_set_write(xs, prec_raw);
 	for (i = 0; i < 100; i++)
 		assert_int_equal(xmlstream_feed(xs, "<message><body>x</body></message>",
 		    33), XMLS_OK);
 	assert_int_equal(r.nraw, 100);
 	assert_int_equal(r.nparsed, 0);
+	/* the pass state, no expat, no tree, no bytes held */
 	assert_true(xmlstream_memsize(xs) < idle + 256);
 	xmlstream_free(xs);
 	xmlstream_thread_free();
 	buf_free(&r.log);
+}
+
+static void
+test_pass_mode_holds_nothing_between_stanzas(void **state)
+{
+	(void)state;
+	holds_nothing(1);
+}
+
+static void
+test_write_mode_holds_nothing_between_stanzas(void **state)
+{
+	(void)state;
+	holds_nothing(2);
 }
 
 int
