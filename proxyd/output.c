@@ -37,25 +37,14 @@ session_buf(void)
  * the bufferevent, which keeps the order, the watermarks and the error
  * reporting.
  */
+/* S's output goes at the end of this loop turn. */
 static void
-session_gather(struct session *s, struct buf **pp, const void *p, size_t n)
+session_flush_later(struct session *s)
 {
 	struct session_ctx	*ctx = s->ctx;
 
 	if (ctx->ev_flush == NULL)
 		ctx->ev_flush = event_new(ctx->base, -1, 0, session_flush_cb, ctx);
-	if (*pp == NULL && s->reading)
-		*pp = &ctx->rd[pp == &s->cpend ? 0 : 1];	/* no allocation */
-	else if (*pp == NULL) {
-		*pp = xcalloc(1, sizeof(**pp));
-		buf_init(*pp);
-	}
-	buf_add(*pp, p, n);
-	if (s->reading) {
-		if ((*pp)->len > SESSION_LOW_WATER)
-			session_flush(s);
-		return;
-	}
 	if (!s->dirty) {
 		s->dirty = 1;
 		s->dnext = ctx->dirty;
@@ -65,6 +54,20 @@ session_gather(struct session *s, struct buf **pp, const void *p, size_t n)
 		ctx->flush_armed = 1;
 		event_active(ctx->ev_flush, 0, 0);
 	}
+}
+
+static void
+session_gather(struct session *s, struct buf **pp, const void *p, size_t n)
+{
+	if (*pp == NULL && s->reading)
+		*pp = &s->ctx->rd[pp == &s->cpend ? 0 : 1];	/* no allocation */
+	else if (*pp == NULL) {
+		*pp = xcalloc(1, sizeof(**pp));
+		buf_init(*pp);
+	}
+	buf_add(*pp, p, n);
+	if (!s->reading)
+		session_flush_later(s);	/* a read callback flushes when done */
 	if ((*pp)->len > SESSION_LOW_WATER)
 		session_flush(s);
 }
